@@ -1,0 +1,269 @@
+"""The :class:`FlaskStatus` extension object and the per-app state it wires up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import Engine
+
+from . import capture, registry
+from .buffer import Buffer, Counts
+from .config import BIND_KEY, Settings, read_settings
+from .store import Store
+
+if TYPE_CHECKING:
+    from flask_admin import Admin
+
+log = logging.getLogger("flask_server_status")
+
+EXTENSION_KEY = "flask-server-status"
+
+
+class StatusState:
+    """Everything the extension keeps for one app.
+
+    Reach it with :func:`get_state` (or ``status.state(app)``).
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: Settings,
+        db: SQLAlchemy,
+        engine: Engine,
+        routes: list[str] | None,
+        url_prefix: str,
+    ) -> None:
+        # Weak, so that an app thrown away (tests make hundreds) can be
+        # collected although its buffer is known to the exit hook.
+        self._app = weakref.ref(app)
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.routes = routes
+        self.url_prefix = url_prefix
+        self.store = Store(engine, settings)
+        self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
+
+    @property
+    def app(self) -> Flask:
+        app = self._app()
+        if app is None:
+            raise RuntimeError("the app of this flask-server-status state is gone")
+        return app
+
+    def route_ids(self) -> dict[str, int]:
+        """Sync the route table with ``app.url_map`` if it changed; ``rule -> id``."""
+        signature = registry.url_map_signature(self.app)
+        if signature == self.store._synced_signature and self.store._ids:
+            return self.store._ids
+        specs = registry.collect(self.app, self.routes)
+        if self.routes is not None:
+            missing = sorted(set(self.routes) - set(specs))
+            if missing:
+                log.warning("flask-server-status: routes=%s name no URL rule of the app", missing)
+        return self.store.sync_routes(specs, signature)
+
+    def _write(self, counts: Counts) -> None:
+        self.store.write(counts, self.route_ids())
+
+
+class FlaskStatus:
+    """Count every response of a Flask app and publish a status page.
+
+    ::
+
+        status = FlaskStatus(app, admin=admin)
+
+    or, with an application factory::
+
+        status = FlaskStatus()
+
+        def create_app():
+            app = Flask(__name__)
+            status.init_app(app, admin=admin)
+            return app
+
+    :param app: the app to watch; or call :meth:`init_app` later.
+    :param routes: URL rules to show, e.g. ``["/"]``; ``None`` shows every
+        rule except static files, the extension's own and Flask-Admin's.
+    :param url_prefix: where the status page lives (default ``/status``).
+    :param admin: a :class:`flask_admin.Admin` to add the Status views to.
+    :param db: the :class:`~flask_sqlalchemy.SQLAlchemy` to use; by default
+        the app's registered one, else a new one.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        routes: Iterable[str] | None = None,
+        url_prefix: str = "/status",
+        admin: Admin | None = None,
+        db: SQLAlchemy | None = None,
+    ) -> None:
+        self.routes = list(routes) if routes is not None else None
+        self.url_prefix = url_prefix
+        self.admin = admin
+        self.db = db
+        self._states: weakref.WeakKeyDictionary[Flask, StatusState] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(
+        self,
+        app: Flask,
+        routes: Iterable[str] | None = None,
+        url_prefix: str | None = None,
+        admin: Admin | None = None,
+        db: SQLAlchemy | None = None,
+    ) -> None:
+        """Set the extension up on ``app``; arguments override the constructor's.
+
+        :raises RuntimeError: if the extension is already registered on ``app``.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "A 'FlaskStatus' instance has already been registered on this Flask app."
+                " Import and use that instance instead."
+            )
+        settings = read_settings(app.config)
+        chosen_routes = list(routes) if routes is not None else self.routes
+        prefix = _normalise_prefix(url_prefix if url_prefix is not None else self.url_prefix)
+        database = _resolve_db(app, db or self.db)
+        engine = _status_engine(app, database)
+
+        state = StatusState(app, settings, database, engine, chosen_routes, prefix)
+        self._states[app] = state
+        app.extensions[EXTENSION_KEY] = self
+
+        try:
+            state.store.ensure_schema()
+        except Exception as exc:  # the database may come up later
+            log.warning("flask-server-status: could not create the status tables yet: %s", exc)
+
+        capture.install(app, state.buffer)
+        _register_blueprints(app, state)
+        admin = admin or self.admin
+        if admin is not None:
+            from .admin import add_views
+
+            add_views(admin, app, state)
+
+    # -- public helpers ------------------------------------------------------------
+
+    def state(self, app: Flask | None = None) -> StatusState:
+        """The per-app state (the current app's by default)."""
+        if app is None:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._states[app]
+        except KeyError:
+            raise RuntimeError(
+                "This FlaskStatus is not initialised on this app; call status.init_app(app)."
+            ) from None
+
+    def flush(self, app: Flask | None = None) -> int:
+        """Write what this process has buffered for the app now.
+
+        :returns: the number of requests written.
+        :raises: the database error, after keeping the counts for a later flush.
+        """
+        return self.state(app).buffer.flush()
+
+
+def get_state(app: Flask | None = None) -> StatusState:
+    """The :class:`StatusState` of ``app`` (default: the current app)."""
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    extension = app.extensions.get(EXTENSION_KEY)
+    if extension is None:
+        raise RuntimeError(
+            "flask-server-status is not initialised on this app; call FlaskStatus(app)"
+            " or status.init_app(app) first."
+        )
+    return extension.state(app)  # type: ignore[no-any-return]
+
+
+def _normalise_prefix(prefix: str) -> str:
+    prefix = "/" + prefix.strip().strip("/")
+    return prefix if prefix != "/" else ""
+
+
+def _resolve_db(app: Flask, db: SQLAlchemy | None) -> SQLAlchemy:
+    registered = app.extensions.get("sqlalchemy")
+    if db is not None:
+        if registered is None:
+            _default_uri(app)
+            db.init_app(app)
+        elif registered is not db:
+            raise RuntimeError(
+                "The app already has another SQLAlchemy instance registered; pass that one"
+                " as db= or leave db out."
+            )
+        return db
+    if registered is not None:
+        return registered  # type: ignore[no-any-return]
+    _default_uri(app)
+    db = SQLAlchemy()
+    db.init_app(app)
+    return db
+
+
+def _default_uri(app: Flask) -> None:
+    if app.config.get("SQLALCHEMY_DATABASE_URI") or (app.config.get("SQLALCHEMY_BINDS") or {}):
+        return
+    os.makedirs(app.instance_path, exist_ok=True)
+    path = os.path.join(app.instance_path, "flask_status.db")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    warnings.warn(
+        "SQLALCHEMY_DATABASE_URI is not set; flask-server-status stores its data in"
+        f" {path}. Set SQLALCHEMY_DATABASE_URI (or SQLALCHEMY_BINDS['flask_status'])"
+        " to choose the database.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _status_engine(app: Flask, db: SQLAlchemy) -> Engine:
+    """The engine of the ``flask_status`` bind, aliasing it to the default one if unset.
+
+    The models' metadata names the bind, so the host's ``db.session`` (which
+    Flask-Admin uses) finds our tables wherever they are.
+    """
+    with app.app_context():
+        engines = db.engines
+        if BIND_KEY not in engines:
+            if None not in engines:
+                raise RuntimeError(
+                    "flask-server-status needs SQLALCHEMY_DATABASE_URI or"
+                    f" SQLALCHEMY_BINDS[{BIND_KEY!r}] to be set."
+                )
+            engines[BIND_KEY] = engines[None]  # type: ignore[index]
+        return engines[BIND_KEY]
+
+
+def _register_blueprints(app: Flask, state: StatusState) -> None:
+    try:
+        from .page import make_blueprint as page_blueprint
+    except ImportError:  # built in its own issue; absent in early checkouts
+        page_blueprint = None
+    if page_blueprint is not None:
+        app.register_blueprint(page_blueprint(state), url_prefix=state.url_prefix)
+    if state.settings.api_enabled:
+        from .api import make_blueprint as api_blueprint
+
+        if not state.settings.api_secret:
+            raise RuntimeError(
+                "API_ENABLED is set but API_SECRET is not: set API_SECRET (or"
+                " FLASK_STATUS_API_SECRET) to the Bearer token scripts will send."
+            )
+        app.register_blueprint(api_blueprint(state), url_prefix="/flask-status")

@@ -1,0 +1,187 @@
+"""Shared fixtures: an app factory, the three database backends, a live server.
+
+Database tests take the ``db_url`` fixture and so run once per backend:
+SQLite (always), PostgreSQL and MariaDB/MySQL (at the URLs below). Without a
+server those cases skip with the reason; with ``FLASK_STATUS_REQUIRE_DATABASES=1``
+(as ``.ci/run`` sets) an unreachable server is an error instead.
+
+    FLASK_STATUS_TEST_POSTGRES_URL  default postgresql+psycopg://postgres@127.0.0.1:5432/test
+    FLASK_STATUS_TEST_MYSQL_URL     default mysql+pymysql://root@127.0.0.1:3306/test
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.serving import make_server
+
+from flask_server_status import FlaskStatus
+from flask_server_status.models import Base
+
+POSTGRES_URL = os.environ.get(
+    "FLASK_STATUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("FLASK_STATUS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REQUIRE_DATABASES = os.environ.get("FLASK_STATUS_REQUIRE_DATABASES") == "1"
+
+_reachable: dict[str, str | None] = {}
+
+
+def _check_server(url: str) -> str | None:
+    """None if a connection works, else why not."""
+    if url not in _reachable:
+        try:
+            engine = sa.create_engine(url, connect_args=_connect_args(url))
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _reachable[url] = None
+        except Exception as exc:  # any driver or network error means "not here"
+            _reachable[url] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return _reachable[url]
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    if url.startswith("postgresql"):
+        return {"connect_timeout": 3}
+    if url.startswith("mysql"):
+        return {"connect_timeout": 3}
+    return {}
+
+
+def drop_status_tables(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+    engine.dispose()
+
+
+def _server_url(kind: str) -> str:
+    url = POSTGRES_URL if kind == "postgresql" else MYSQL_URL
+    problem = _check_server(url)
+    if problem is not None:
+        message = f"{kind} server not reachable at {url.split('@')[-1]} ({problem})"
+        if REQUIRE_DATABASES:
+            pytest.fail(message + "; FLASK_STATUS_REQUIRE_DATABASES=1 forbids skipping")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A clean database URL, once per backend; the status tables are dropped after."""
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'status.db'}"
+        return
+    url = _server_url(kind)
+    drop_status_tables(url)
+    yield url
+    drop_status_tables(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    """A SQLite file URL, for tests that are not about the database."""
+    return f"sqlite:///{tmp_path / 'status.db'}"
+
+
+def add_demo_routes(app: Flask) -> None:
+    """Routes with every kind of answer the tests need."""
+
+    @app.route("/")
+    def index() -> tuple[str, int]:
+        """
+        # Index
+        The landing page.
+        """
+        return "Welcome to API!", 200
+
+    @app.route("/code/<int:code>", methods=["GET", "POST", "PUT", "DELETE"])
+    def code(code: int) -> tuple[str, int] | Any:
+        """
+        # Any code
+        Answers with the status code in the path.
+        """
+        if code in (301, 302):
+            return "", code, {"Location": "/"}
+        return f"code {code}", code
+
+    @app.route("/boom")
+    def boom() -> str:
+        """Raises."""
+        raise RuntimeError("boom on purpose")
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Iterator[Callable[..., tuple[Flask, FlaskStatus]]]:
+    """``make_app(url, **flaskstatus_kwargs)`` -> (app, status): a fresh app per call.
+
+    Config can be given with ``config={...}``. Background flushes are made
+    rare so tests decide when to flush; every buffer is stopped afterwards.
+    """
+    made: list[tuple[Flask, FlaskStatus]] = []
+
+    def factory(
+        url: str, config: dict[str, Any] | None = None, routes_first: bool = True, **kwargs: Any
+    ) -> tuple[Flask, FlaskStatus]:
+        app = Flask("status_test_app", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            SQLALCHEMY_DATABASE_URI=url,
+            SECRET_KEY="test-secret",
+            FLASK_STATUS_FLUSH_INTERVAL=3600,
+        )
+        app.config.update(config or {})
+        if routes_first:
+            add_demo_routes(app)
+        status = FlaskStatus(app, **kwargs)
+        if not routes_first:
+            add_demo_routes(app)
+        made.append((app, status))
+        return app, status
+
+    yield factory
+    for app, status in made:
+        state = status.state(app)
+        state.buffer.stop(flush=False)
+        state.engine.dispose()
+
+
+class LiveServer:
+    """A real threaded WSGI server on a free loopback port."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Flask], LiveServer]]:
+    """``live_server(app)`` -> a :class:`LiveServer` (``.url``), stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app: Flask) -> LiveServer:
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

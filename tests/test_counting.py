@@ -1,0 +1,377 @@
+"""Counting: exact totals, classification, roll-ups, on every database backend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_server_status import FlaskStatus, get_state, queries
+from flask_server_status.models import UNMATCHED_RULE, Log, LogDay, LogHour, Route
+
+
+def stored(app: Flask) -> dict[tuple[str, int], int]:
+    """(rule, status) -> count, read back from the minute rows."""
+    state = get_state(app)
+    with state.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Route.rule, Log.status, sa.func.sum(Log.count))
+            .join(Route, Route.id == Log.route_id)
+            .group_by(Route.rule, Log.status)
+        )
+        return {(rule, status): int(count) for rule, status, count in rows}
+
+
+def rollup_totals(app: Flask, model: type) -> dict[str, tuple[int, int, int, int]]:
+    state = get_state(app)
+    with state.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                Route.rule,
+                sa.func.sum(model.total),
+                sa.func.sum(model.success),
+                sa.func.sum(model.failure),
+                sa.func.sum(model.neutral),
+            )
+            .join(Route, Route.id == model.route_id)
+            .group_by(Route.rule)
+        )
+        return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+
+
+def test_n_requests_give_exactly_n(db_url, make_app):
+    app, status = make_app(db_url)
+    client = app.test_client()
+    for _ in range(37):
+        assert client.get("/").status_code == 200
+    assert status.flush(app) == 37
+    assert stored(app) == {("/", 200): 37}
+    # A second flush with nothing new writes nothing and changes nothing.
+    assert status.flush(app) == 0
+    for _ in range(5):
+        client.get("/")
+    assert status.flush(app) == 5
+    assert stored(app) == {("/", 200): 42}
+
+
+CODES = {
+    200: "success",
+    201: "success",
+    302: "success",
+    400: "neutral",
+    401: "neutral",
+    403: "neutral",
+    404: "failure",
+    500: "failure",
+    502: "failure",
+    503: "failure",
+    504: "failure",
+}
+
+
+def test_classification_of_each_code(db_url, make_app):
+    app, status = make_app(db_url, config={"TESTING": True})
+    client = app.test_client()
+    for code in CODES:
+        assert client.get(f"/code/{code}").status_code == code
+    with pytest.raises(RuntimeError):  # testing mode propagates the exception
+        client.get("/boom")
+    assert status.flush(app) == len(CODES) + 1
+
+    state = get_state(app)
+    with state.engine.connect() as conn:
+        outcomes = {
+            (rule, code): outcome
+            for rule, code, outcome in conn.execute(
+                sa.select(Route.rule, Log.status, Log.outcome).join(Route)
+            )
+        }
+    names = {0: "success", 1: "failure", 2: "neutral"}
+    for code, expected in CODES.items():
+        assert names[outcomes[("/code/<int:code>", code)]] == expected, code
+    assert outcomes[("/boom", 500)] == 1
+
+    totals = rollup_totals(app, LogDay)
+    assert totals["/code/<int:code>"] == (11, 3, 5, 3)
+    assert totals["/boom"] == (1, 0, 1, 0)
+    assert rollup_totals(app, LogHour) == totals
+
+
+def test_unhandled_exception_counts_as_500_when_not_propagated(db_url, make_app):
+    app, status = make_app(db_url)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/boom").status_code == 500
+    status.flush(app)
+    assert stored(app) == {("/boom", 500): 1}
+
+
+def test_unmatched_paths_counted_apart_and_never_shown(db_url, make_app):
+    app, status = make_app(db_url)
+    client = app.test_client()
+    for n in range(25):
+        assert client.get(f"/no/such/path/{n}").status_code == 404
+    client.get("/")
+    assert status.flush(app) == 26
+    assert stored(app) == {(UNMATCHED_RULE, 404): 25, ("/", 200): 1}
+    with app.app_context():
+        shown = {r.rule for r in queries.route_statuses(get_state(app))}
+    assert UNMATCHED_RULE not in shown
+    assert shown == {"/", "/code/<int:code>", "/boom", "/items/<int:item_id>"}
+
+
+def test_every_method_counts(db_url, make_app):
+    app, status = make_app(db_url)
+    client = app.test_client()
+    client.post("/code/201")
+    client.put("/code/200")
+    client.delete("/code/204")
+    client.head("/")
+    status.flush(app)
+    assert stored(app) == {
+        ("/code/<int:code>", 201): 1,
+        ("/code/<int:code>", 200): 1,
+        ("/code/<int:code>", 204): 1,
+        ("/", 200): 1,
+    }
+
+
+def test_latency_histogram_and_max(db_url, make_app):
+    app, status = make_app(db_url)
+    client = app.test_client()
+    for _ in range(10):
+        client.get("/")
+    status.flush(app)
+    state = get_state(app)
+    with state.engine.connect() as conn:
+        row = conn.execute(sa.select(Log).join(Route).where(Route.rule == "/")).one()
+        hist = [getattr(row, f"h{i}") for i in range(12)]
+    assert sum(hist) == 10
+    assert row.count == 10
+    assert 0 < row.latency_max <= row.latency_sum
+
+
+def test_statuses_and_uptime(db_url, make_app):
+    app, status = make_app(db_url)
+    client = app.test_client()
+    for _ in range(9):
+        client.get("/code/200")
+    client.get("/code/503")  # 10 % failures: partial outage by default
+    for _ in range(3):
+        client.get("/code/403")  # neutral, out of uptime
+    status.flush(app)
+    with app.app_context():
+        rows = {r.rule: r for r in queries.route_statuses(get_state(app))}
+    route = rows["/code/<int:code>"]
+    assert route.status == queries.PARTIAL_OUTAGE
+    assert route.uptime == {"24h": 90.0, "7d": 90.0, "30d": 90.0, "90d": 90.0}
+    assert route.days[-1].total == 13 and route.days[-1].failure == 1
+    assert route.minutes[-1].total == 13 or route.minutes[-2].total == 13
+    assert len(route.days) == 90 and len(route.minutes) == 60
+    assert rows["/"].status == queries.NO_DATA
+    assert rows["/"].uptime["24h"] is None
+
+
+def test_routes_registered_after_the_extension_are_found(db_url, make_app):
+    app, status = make_app(db_url, routes_first=False)
+    client = app.test_client()
+    client.get("/")
+    assert status.flush(app) == 1
+    assert stored(app) == {("/", 200): 1}
+    with app.app_context():
+        names = {r.rule: r.name for r in queries.route_statuses(get_state(app))}
+    assert names["/"] == "Index"
+    assert names["/boom"] == "boom"  # no "# Name" line: the endpoint
+
+
+def test_routes_option_limits_what_is_tracked(db_url, make_app):
+    app, status = make_app(db_url, routes=["/"])
+    client = app.test_client()
+    client.get("/")
+    client.get("/code/200")
+    status.flush(app)
+    assert stored(app) == {("/", 200): 1}
+    with app.app_context():
+        assert [r.rule for r in queries.route_statuses(get_state(app))] == ["/"]
+
+
+def test_static_and_own_endpoints_are_not_tracked(db_url, make_app, tmp_path):
+    app, status = make_app(db_url)
+    with app.app_context():
+        rules = {r.rule for r in queries.route_statuses(get_state(app))}
+    assert not any(rule.startswith("/static") or rule.startswith("/status") for rule in rules)
+
+
+def test_operator_name_survives_code_and_restart(db_url, make_app):
+    from flask_server_status import service
+
+    app, status = make_app(db_url)
+    app.test_client().get("/")
+    status.flush(app)
+    db = get_state(app).db
+    with app.app_context():
+        service.update_route(db.session, "/", {"name": "Home page", "doc": "Ours"})
+        db.session.remove()
+    # A restart: a new app with the same code on the same database.
+    app2, status2 = make_app(db_url)
+    with app2.app_context():
+        rows = {r.rule: r for r in queries.route_statuses(get_state(app2))}
+    assert rows["/"].name == "Home page"
+    assert rows["/"].doc == "Ours"
+    assert rows["/boom"].name == "boom"
+
+
+def test_deleted_route_stays_deleted(db_url, make_app):
+    from flask_server_status import service
+
+    app, status = make_app(db_url)
+    client = app.test_client()
+    client.get("/")
+    status.flush(app)
+    db = get_state(app).db
+    with app.app_context():
+        service.delete_route(db.session, "/")
+        db.session.remove()
+    client.get("/")
+    status.flush(app)
+    app2, _ = make_app(db_url)
+    with app2.app_context():
+        assert "/" not in {r.rule for r in queries.route_statuses(get_state(app2))}
+        # Its history went with it; the request after the delete is all there is.
+        assert stored(app2) == {("/", 200): 1}
+
+
+def test_two_apps_in_one_process_do_not_mix(make_app, tmp_path):
+    app1, status1 = make_app(f"sqlite:///{tmp_path / 'one.db'}")
+    app2, status2 = make_app(f"sqlite:///{tmp_path / 'two.db'}")
+    for _ in range(3):
+        app1.test_client().get("/")
+    app2.test_client().get("/code/500")
+    assert status1.flush(app1) == 3
+    assert status2.flush(app2) == 1
+    assert stored(app1) == {("/", 200): 3}
+    assert stored(app2) == {("/code/<int:code>", 500): 1}
+
+
+def test_init_app_factory_and_double_registration(sqlite_url, tmp_path):
+    status = FlaskStatus()
+    apps = []
+    for n in range(2):
+        app = Flask(f"factory{n}", instance_path=str(tmp_path / f"i{n}"))
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / f'f{n}.db'}"
+
+        @app.route("/")
+        def index() -> str:
+            return "ok"
+
+        status.init_app(app)
+        apps.append(app)
+    assert apps[0].extensions["flask-server-status"] is status
+    assert status.state(apps[0]) is not status.state(apps[1])
+    with pytest.raises(RuntimeError, match="already been registered"):
+        status.init_app(apps[0])
+    for app in apps:
+        status.state(app).buffer.stop(flush=False)
+
+
+def test_default_database_in_instance_folder_with_warning(tmp_path):
+    app = Flask("nouri", instance_path=str(tmp_path / "inst"))
+
+    @app.route("/")
+    def index() -> str:
+        return "ok"
+
+    with pytest.warns(UserWarning, match="SQLALCHEMY_DATABASE_URI is not set"):
+        status = FlaskStatus(app)
+    app.test_client().get("/")
+    assert status.flush(app) == 1
+    assert (tmp_path / "inst" / "flask_status.db").exists()
+    status.state(app).buffer.stop(flush=False)
+
+
+def test_separate_bind_for_status_tables(tmp_path, make_app):
+    host_url = f"sqlite:///{tmp_path / 'host.db'}"
+    status_url = f"sqlite:///{tmp_path / 'status-only.db'}"
+    app, status = make_app(host_url, config={"SQLALCHEMY_BINDS": {"flask_status": status_url}})
+    app.test_client().get("/")
+    assert status.flush(app) == 1
+    assert "flask_status_log" in sa.inspect(sa.create_engine(status_url)).get_table_names()
+    assert "flask_status_log" not in sa.inspect(sa.create_engine(host_url)).get_table_names()
+
+
+def test_buffer_is_bounded_and_counts_what_it_drops(sqlite_url, make_app):
+    app, status = make_app(sqlite_url, config={"FLASK_STATUS_BUFFER_MAX_KEYS": 3})
+    client = app.test_client()
+    for code in (200, 201, 202, 203, 204):
+        client.get(f"/code/{code}")
+    client.get("/code/200")  # an existing key still counts
+    buffer = status.state(app).buffer
+    assert buffer.dropped == 2
+    assert buffer.pending() == 4
+    assert status.flush(app) == 4
+
+
+def test_failed_flush_keeps_counts_for_the_next(sqlite_url, make_app, tmp_path):
+    app, status = make_app(sqlite_url)
+    client = app.test_client()
+    for _ in range(4):
+        client.get("/")
+    state = status.state(app)
+    real_write = state.store.write
+    calls = []
+
+    def broken(counts, ids):
+        calls.append(1)
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    state.store.write = broken
+    with pytest.raises(sa.exc.OperationalError):
+        status.flush(app)
+    assert state.buffer.pending() == 4 and state.buffer.failures == 1
+    client.get("/")
+    state.store.write = real_write
+    assert status.flush(app) == 5
+    assert stored(app) == {("/", 200): 5}
+
+
+def test_retention_prunes_old_minute_rows_only(db_url, make_app):
+    app, status = make_app(db_url, config={"FLASK_STATUS_MINUTE_RETENTION_DAYS": 2})
+    state = status.state(app)
+    ids = state.route_ids()
+    old = int((datetime.now(timezone.utc) - timedelta(days=3)).timestamp()) // 60
+    new = int(datetime.now(timezone.utc).timestamp()) // 60
+    slot = [4, 10.0, 5.0] + [4] + [0] * 11
+    state.store.write({("/", old, 200): list(slot), ("/", new, 200): list(slot)}, ids)
+    assert state.store.prune() == 1
+    assert stored(app) == {("/", 200): 4}
+    assert rollup_totals(app, LogDay)["/"][0] == 8  # day roll-ups keep the history
+
+
+def test_concurrent_writers_add_up(db_url, make_app):
+    """Several processes' flushes to the same rows add, never overwrite."""
+    import threading
+
+    app, status = make_app(db_url)
+    state = status.state(app)
+    ids = state.route_ids()
+    minute = int(datetime.now(timezone.utc).timestamp()) // 60
+    errors = []
+
+    def writer() -> None:
+        try:
+            for _ in range(10):
+                slot = [3, 3.0, 1.0, 3] + [0] * 11
+                state.store.write({("/", minute, 200): slot, ("/boom", minute, 500): list(slot)}, ids)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert stored(app) == {("/", 200): 120, ("/boom", 500): 120}
+    assert rollup_totals(app, LogDay)["/"] == (120, 120, 0, 0)
