@@ -252,15 +252,13 @@ def _status_engine(app: Flask, db: SQLAlchemy) -> Engine:
 
 
 def _register_blueprints(app: Flask, state: StatusState) -> None:
-    try:
-        from .page import make_blueprint as page_blueprint
-    except ImportError:  # built in its own issue; absent in early checkouts
-        page_blueprint = None
-    if page_blueprint is not None:
-        app.register_blueprint(page_blueprint(state), url_prefix=state.url_prefix)
-    if state.settings.api_enabled:
-        from .api import make_blueprint as api_blueprint
+    from .api import make_blueprint as api_blueprint
+    from .cli import status_cli
+    from .page import make_blueprint as page_blueprint
 
+    app.register_blueprint(page_blueprint(state), url_prefix=state.url_prefix or None)
+    app.cli.add_command(status_cli)
+    if state.settings.api_enabled:
         if not state.settings.api_secret:
             raise RuntimeError(
                 "API_ENABLED is set but API_SECRET is not: set API_SECRET (or"

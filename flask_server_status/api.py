@@ -1,0 +1,14 @@
+"""The configure API blueprint (placeholder until the API issue lands)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Blueprint
+
+if TYPE_CHECKING:
+    from .extension import StatusState
+
+
+def make_blueprint(state: StatusState) -> Blueprint:
+    return Blueprint("flask_status_api", __name__)
