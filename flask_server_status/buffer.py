@@ -1,29 +1,39 @@
 """Per-process request counters and the background thread that flushes them.
 
-The request path calls :meth:`Buffer.add`: a dictionary update under a lock,
-nothing else. A flusher thread, started lazily by the first request of each
-process (so it exists in every worker that forked after the app was loaded),
-hands the counts to a writer every ``FLASK_STATUS_FLUSH_INTERVAL`` seconds.
-If the writer fails the counts go back into the buffer and are retried on
-the next flush; the buffer is bounded, and what it has to drop is counted
-and logged. At interpreter exit the thread is stopped and a last flush runs.
+The request path appends one tuple to a :class:`~collections.deque` (atomic
+under the GIL, so no lock) and nothing else. A background thread, started
+lazily by the first request of each process (so it exists in every worker
+that forked after the app was loaded), drains those events every second
+into counters per (rule, minute, status) and hands the counters to a writer
+every ``FLASK_STATUS_FLUSH_INTERVAL`` seconds. If the writer fails the
+counters go back into the buffer and are retried on the next flush; both
+the event queue and the counters are bounded, and what has to be dropped is
+counted and logged. At interpreter exit the thread is stopped and a last
+flush runs.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import threading
 import weakref
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
-from time import time
+from time import monotonic, perf_counter, time
+from typing import Any
 
 from .config import HISTOGRAM_SIZE, LATENCY_BOUNDS_MS
+from .models import UNMATCHED_RULE
 
 log = logging.getLogger("flask_server_status")
 
+#: What the capture middleware queues per response: ([(status line, matched
+#: Rule or None), ...] as sent, perf_counter at start, perf_counter at end).
+Event = tuple[list[tuple[str, Any]], float, float]
 #: (rule, epoch minute, status code)
 Key = tuple[str, int, int]
 #: [count, latency sum ms, latency max ms, h0 .. hN]
@@ -31,6 +41,19 @@ Slot = list[float]
 Counts = dict[Key, Slot]
 
 _SLOT_SIZE = 3 + HISTOGRAM_SIZE
+#: Seconds between drains of the event queue into the counters.
+DRAIN_INTERVAL = 1.0
+#: Most events queued between two drains (a second's traffic, normally).
+MAX_EVENTS = 200_000
+
+
+class _Rule:
+    """Stands in for a werkzeug Rule in events queued by :meth:`Buffer.add`."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
 
 
 def _merge(into: Counts, slot_key: Key, slot: Slot) -> None:
@@ -60,6 +83,8 @@ class Buffer:
         self._writer = writer
         self.interval = interval
         self.max_keys = max_keys
+        self._events: deque[Event] = deque()
+        self._dropped_events = itertools.count()
         self._counts: Counts = {}
         self._lock = threading.Lock()
         # Serialises whole flushes so that the exit flush waits for a
@@ -67,8 +92,8 @@ class Buffer:
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        #: Requests this process could not keep (buffer full).
-        self.dropped = 0
+        self._dropped = 0
+        self._dropped_logged = 0
         #: Flushes that failed and were put back for a retry.
         self.failures = 0
         self.last_error: BaseException | None = None
@@ -77,33 +102,73 @@ class Buffer:
     # -- request path -------------------------------------------------------
 
     def add(self, rule: str, status: int, seconds: float) -> None:
-        """Count one request. Called on every response: keep it cheap."""
+        """Count one request to ``rule`` answered ``status`` after ``seconds``.
+
+        The capture middleware queues the same event inline; this is for
+        other sources (tests, benchmarks, a non-Flask front end).
+        """
         if self._thread is None:
             self._start()
-        ms = seconds * 1000.0
-        key = (rule, int(time()) // 60, status)
+        if len(self._events) < MAX_EVENTS:
+            end = perf_counter()
+            self._events.append(([(f"{status} ", _Rule(rule))], end - seconds, end))
+        else:
+            self.count_dropped()
+
+    def count_dropped(self) -> None:
+        next(self._dropped_events)  # itertools.count: atomic, unlike += 1
+
+    @property
+    def dropped(self) -> int:
+        """Requests this process could not keep (queue or counters full)."""
+        self.drain()
+        # itertools.count has no getter; its repr is "count(N)".
+        queued = int(repr(self._dropped_events)[6:-1])
+        return self._dropped + queued
+
+    def drain(self) -> None:
+        """Move queued events into the per-minute counters."""
+        events = self._events
+        popleft = events.popleft
+        bounds = LATENCY_BOUNDS_MS
+        # perf_counter readings to wall-clock time; the two clocks drift
+        # apart by far less than a minute within the second between drains.
+        to_wall = time() - perf_counter()
         with self._lock:
-            slot = self._counts.get(key)
-            if slot is None:
-                if len(self._counts) >= self.max_keys:
-                    self.dropped += 1
-                    return
-                slot = self._counts[key] = [0] * _SLOT_SIZE
-            slot[0] += 1
-            slot[1] += ms
-            if ms > slot[2]:
-                slot[2] = ms
-            slot[3 + bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
+            counts = self._counts
+            room = self.max_keys
+            for _ in range(len(events)):
+                sent, start, end = popleft()
+                status, rule = sent[-1] if sent else ("500", None)
+                key = (
+                    UNMATCHED_RULE if rule is None else rule.rule,
+                    int(end + to_wall) // 60,
+                    int(status[:3]),
+                )
+                slot = counts.get(key)
+                if slot is None:
+                    if len(counts) >= room:
+                        self._dropped += 1
+                        continue
+                    slot = counts[key] = [0] * _SLOT_SIZE
+                ms = (end - start) * 1000.0
+                slot[0] += 1
+                slot[1] += ms
+                if ms > slot[2]:
+                    slot[2] = ms
+                slot[3 + bisect_left(bounds, ms)] += 1
 
     # -- flushing -----------------------------------------------------------
 
     def pending(self) -> int:
         """Requests counted in this process and not yet written."""
+        self.drain()
         with self._lock:
             return int(sum(slot[0] for slot in self._counts.values()))
 
     def take(self) -> Counts:
         """Remove and return everything counted so far."""
+        self.drain()
         with self._lock:
             counts, self._counts = self._counts, {}
         return counts
@@ -117,7 +182,7 @@ class Buffer:
                     lost += int(slot[0])
                     continue
                 _merge(self._counts, key, slot)
-            self.dropped += lost
+            self._dropped += lost
         if lost:
             log.error("flask-server-status: buffer full, dropped %d requests", lost)
 
@@ -163,6 +228,13 @@ class Buffer:
                 self.pending(),
                 exc,
             )
+        dropped = self.dropped
+        if dropped > self._dropped_logged:
+            log.error(
+                "flask-server-status: buffer full, %d requests dropped in this process so far",
+                dropped,
+            )
+            self._dropped_logged = dropped
 
     def stop(self, flush: bool = True, timeout: float = 10.0) -> None:
         """Stop the background thread and, by default, flush what is left."""
@@ -177,6 +249,8 @@ class Buffer:
     def _after_fork(self) -> None:
         # The child starts with a copy of the parent's counts, which the
         # parent will write itself; writing them here too would double them.
+        # The deque is cleared, not replaced: the middleware holds its append.
+        self._events.clear()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._counts = {}
@@ -185,18 +259,33 @@ class Buffer:
 
 
 def _run(ref: weakref.ref[Buffer]) -> None:
+    """The flusher: drain every second, flush every interval, until stopped.
+
+    It holds the buffer only weakly between rounds, so that an app thrown
+    away ends its thread.
+    """
+    next_flush = None
     while True:
         buffer = ref()
         if buffer is None:
             return
-        stop, interval = buffer._stop, buffer.interval
+        stop = buffer._stop
+        if next_flush is None:
+            next_flush = monotonic() + buffer.interval
+        wait = min(DRAIN_INTERVAL, max(0.0, next_flush - monotonic()))
         del buffer
-        if stop.wait(interval):
+        if stop.wait(wait):
             return
         buffer = ref()
         if buffer is None:
             return
-        buffer._background_flush()
+        try:
+            buffer.drain()
+            if monotonic() >= next_flush:
+                next_flush = monotonic() + buffer.interval
+                buffer._background_flush()
+        except Exception:  # never let the thread die; the next round retries
+            log.exception("flask-server-status: flusher round failed")
         del buffer
 
 
@@ -216,7 +305,7 @@ def _after_fork_in_child() -> None:
 
 def _at_exit() -> None:
     for buffer in list(_buffers):
-        if buffer._thread is not None or buffer._counts:
+        if buffer._thread is not None or buffer._counts or buffer._events:
             buffer.stop(flush=True)
 
 

@@ -198,7 +198,7 @@ def test_routes_option_limits_what_is_tracked(db_url, make_app):
 
 
 def test_static_and_own_endpoints_are_not_tracked(db_url, make_app, tmp_path):
-    app, status = make_app(db_url)
+    app, _status = make_app(db_url)
     with app.app_context():
         rules = {r.rule for r in queries.route_statuses(get_state(app))}
     assert not any(rule.startswith("/static") or rule.startswith("/status") for rule in rules)
@@ -215,7 +215,7 @@ def test_operator_name_survives_code_and_restart(db_url, make_app):
         service.update_route(db.session, "/", {"name": "Home page", "doc": "Ours"})
         db.session.remove()
     # A restart: a new app with the same code on the same database.
-    app2, status2 = make_app(db_url)
+    app2, _status2 = make_app(db_url)
     with app2.app_context():
         rows = {r.rule: r for r in queries.route_statuses(get_state(app2))}
     assert rows["/"].name == "Home page"
@@ -363,7 +363,8 @@ def test_concurrent_writers_add_up(db_url, make_app):
         try:
             for _ in range(10):
                 slot = [3, 3.0, 1.0, 3] + [0] * 11
-                state.store.write({("/", minute, 200): slot, ("/boom", minute, 500): list(slot)}, ids)
+                counts = {("/", minute, 200): slot, ("/boom", minute, 500): list(slot)}
+                state.store.write(counts, ids)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
