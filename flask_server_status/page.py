@@ -1,14 +1,586 @@
-"""The public status page blueprint (placeholder until the page issue lands)."""
+"""The public status page: HTML, ``summary.json``, an Atom feed and SVG badges.
+
+Everything is server-rendered from :mod:`.queries`; a small script
+(``static/flask_status/status.js``) refreshes the figures from
+``summary.json`` every ``FLASK_STATUS_REFRESH_SECONDS`` without a reload.
+Each answer carries ``Cache-Control: public, max-age=<=60`` and a strong
+ETag of its body, so a revalidation that finds nothing new is a 304.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from . import i18n, queries
+from .queries import (
+    DEGRADED,
+    MAJOR_OUTAGE,
+    NO_DATA,
+    OPERATIONAL,
+    PARTIAL_OUTAGE,
+    Bucket,
+    Incident,
+    RouteStatus,
+)
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .extension import StatusState
+
+log = logging.getLogger("flask_server_status")
+
+#: Statuspage's ``status.indicator`` for our overall status.
+INDICATORS = {
+    OPERATIONAL: "none",
+    NO_DATA: "none",
+    DEGRADED: "minor",
+    PARTIAL_OUTAGE: "major",
+    MAJOR_OUTAGE: "critical",
+}
+#: Short CSS classes: the page has up to 150 squares per route.
+STATUS_CLASSES = {
+    OPERATIONAL: "s-op",
+    DEGRADED: "s-dg",
+    PARTIAL_OUTAGE: "s-po",
+    MAJOR_OUTAGE: "s-mo",
+    NO_DATA: "s-nd",
+}
+BADGE_COLOURS = {
+    OPERATIONAL: "#2e7d32",
+    DEGRADED: "#b26a00",
+    PARTIAL_OUTAGE: "#c2410c",
+    MAJOR_OUTAGE: "#b91c1c",
+    NO_DATA: "#6b7280",
+}
+DEFAULT_REFRESH_SECONDS = 60
+DEFAULT_CACHE_SECONDS = 30
+INCIDENT_LIMIT = 10
+
+#: Errors that mean "the status database cannot answer now".
+DATABASE_ERRORS = (sa.exc.SQLAlchemyError, OSError)
+
+
+@dataclass
+class Snapshot:
+    """What one rendering of the page shows."""
+
+    now: datetime
+    routes: list[RouteStatus]
+    incidents: list[Incident]
+    overall: str
+
+
+def take_snapshot(state: StatusState, now: datetime | None = None) -> Snapshot:
+    """Read everything the page shows, at ``now`` (default: the current time).
+
+    :raises sqlalchemy.exc.SQLAlchemyError: when the database cannot answer.
+    """
+    now = (now or queries.utcnow()).astimezone(timezone.utc)
+    routes = queries.route_statuses(state, now=now)
+    found = queries.incidents(state, now=now, limit=INCIDENT_LIMIT)
+    return Snapshot(now, routes, found, queries.overall_status(r.status for r in routes))
+
+
+# -- formatting -----------------------------------------------------------------------
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC ISO 8601 with ``Z``, to the second; None stays None."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _format_percent(value: float | None) -> str:
+    if value is None:
+        return "\u2013"  # an en dash: no figure
+    if value >= 99.995 and value < 100:
+        return "99.99%"  # never round a failure up to a perfect score
+    return f"{value:.2f}%"
+
+
+def _format_duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h {minutes} min"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def _settings_int(settings: Settings, key: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(settings.extra.get(key, default))
+    except (TypeError, ValueError):
+        value = default
+    return max(low, min(high, value))
+
+
+def refresh_seconds(settings: Settings) -> int:
+    """``FLASK_STATUS_REFRESH_SECONDS``: how often the page refreshes (1-3600, default 60)."""
+    return _settings_int(settings, "FLASK_STATUS_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, 1, 3600)
+
+
+def page_cache_seconds(settings: Settings) -> int:
+    """``FLASK_STATUS_PAGE_CACHE_SECONDS``: how long a rendering may be reused (0-60, default 5)."""
+    return _settings_int(settings, "FLASK_STATUS_PAGE_CACHE_SECONDS", 5, 0, 60)
+
+
+def cache_seconds(settings: Settings) -> int:
+    """``FLASK_STATUS_CACHE_SECONDS``: ``max-age`` of every answer (0-60, default 30)."""
+    return _settings_int(settings, "FLASK_STATUS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS, 0, 60)
+
+
+def _tooltip(label: str, bucket: Bucket, status_label: str, t: Mapping[str, str]) -> str:
+    lines = [
+        f"{label} · {status_label}",
+        f"{t['requests']}: {bucket.total:,}",
+        f"{t['failures']}: {bucket.failure:,}",
+        f"{t['uptime']}: {_format_percent(bucket.uptime)}",
+    ]
+    p95 = bucket.p95 if bucket.total else None
+    if p95 is not None:
+        lines.append(f"{t['p95']}: {p95:,.0f} ms")
+    return "\n".join(lines)
+
+
+def _squares(
+    buckets: Sequence[Bucket],
+    kind: str,
+    settings: Settings,
+    t: Mapping[str, str],
+    labels: dict[datetime, str] | None = None,
+) -> Markup:
+    """One strip of squares, built here rather than in Jinja: it is the page's hot loop.
+
+    Only numbers, dates and our own texts go into these strings, but they are
+    escaped anyway so the strip stays safe if a label ever carries user text.
+
+    :param labels: a cache of date labels shared by the strips of one page.
+    """
+    if labels is None:
+        labels = {}
+    fmt = "%Y-%m-%d UTC" if kind == "day" else "%Y-%m-%d %H:%M UTC"
+    parts = []
+    last = len(buckets) - 1
+    for n, bucket in enumerate(buckets):
+        status = queries.status_of(bucket, settings)
+        label = labels.get(bucket.start)
+        if label is None:
+            label = labels[bucket.start] = bucket.start.strftime(fmt)
+        tip = str(escape(_tooltip(label, bucket, t[status], t))).replace("\n", "&#10;")
+        # One tab stop per strip (roving tabindex): the arrow keys move inside it.
+        parts.append(
+            f'<span class="sq {STATUS_CLASSES[status]}" role="img"'
+            f' tabindex="{0 if n == last else -1}" title="{tip}"></span>'
+        )
+    return Markup("".join(parts))
+
+
+def _counts_text(success: int, failure: int, t: Mapping[str, str]) -> str:
+    return t["counts"].format(success=f"{success:,}", failure=f"{failure:,}")
+
+
+def _uptime_titles(route: RouteStatus, t: Mapping[str, str]) -> dict[str, str]:
+    """The numbers behind the 7 d / 30 d / 90 d uptimes, from the day series."""
+    titles = {"24h": t["uptime_24h"]}
+    for key, days in (("7d", 7), ("30d", 30), ("90d", 90)):
+        recent = route.days[-days:]
+        titles[key] = _counts_text(
+            sum(b.success for b in recent), sum(b.failure for b in recent), t
+        )
+    return titles
+
+
+def _window_title(route: RouteStatus, settings: Settings, t: Mapping[str, str]) -> str:
+    window = route.window
+    return (
+        t["description_window"].format(window=settings.status_window)
+        + ": "
+        + _counts_text(window.success, window.failure, t)
+    )
+
+
+def _status_text(settings: Settings, t: Mapping[str, str]) -> dict[str, str]:
+    return {
+        status: t[status]
+        for status in (OPERATIONAL, DEGRADED, PARTIAL_OUTAGE, MAJOR_OUTAGE, NO_DATA)
+    }
+
+
+def banner_key(overall: str, routes: Sequence[RouteStatus]) -> str:
+    if overall == NO_DATA:
+        return "banner_no_data"
+    return f"banner_{INDICATORS[overall]}"
+
+
+# -- summary.json -----------------------------------------------------------------------
+
+
+def _series_entry(bucket: Bucket, key: str, stamp: str) -> dict[str, Any]:
+    return {
+        key: stamp,
+        "total": bucket.total,
+        "success": bucket.success,
+        "failure": bucket.failure,
+        "uptime": _percent(bucket.uptime),
+    }
+
+
+def incident_impact(incident: Incident, settings: Settings) -> str:
+    """Statuspage's ``impact`` from the worst minute of the incident."""
+    if incident.peak_ratio >= settings.major_outage_ratio:
+        return "critical"
+    if incident.peak_ratio >= settings.partial_outage_ratio:
+        return "major"
+    return "minor"
+
+
+def build_summary(
+    state: StatusState, snapshot: Snapshot, page_url: str, language: str = "en"
+) -> dict[str, Any]:
+    """The ``summary.json`` document of a snapshot (DESIGN.md's shape)."""
+    settings = state.settings
+    t = i18n.texts(language)
+    return {
+        "page": {
+            "name": page_title(state, t),
+            "url": page_url,
+            # The data changes once a minute; the minute keeps the ETag stable.
+            "updated_at": iso(queries.floor_minute(snapshot.now)),
+        },
+        "status": {
+            "indicator": INDICATORS[snapshot.overall],
+            "description": t[banner_key(snapshot.overall, snapshot.routes)],
+        },
+        "components": [
+            {
+                "id": str(route.id),
+                "name": route.name,
+                "rule": route.rule,
+                "description": route.doc,
+                "position": route.position,
+                "status": route.status,
+                "updated_at": iso(route.last_data_at),
+                "uptime": {k: _percent(v) for k, v in route.uptime.items()},
+                "days": [
+                    _series_entry(b, "date", b.start.strftime("%Y-%m-%d")) for b in route.days
+                ],
+                "minutes": [_series_entry(b, "minute", iso(b.start) or "") for b in route.minutes],
+            }
+            for route in snapshot.routes
+        ],
+        "incidents": [
+            {
+                "id": incident.id,
+                "name": t["incident_name"].format(name=incident.route_name),
+                "status": "investigating" if incident.ongoing else "resolved",
+                "impact": incident_impact(incident, settings),
+                "created_at": iso(incident.start),
+                "resolved_at": None if incident.ongoing else iso(incident.end),
+                "component_ids": [str(incident.route_id)],
+                "failures": incident.failures,
+            }
+            for incident in snapshot.incidents
+        ],
+    }
+
+
+def page_title(state: StatusState, t: Mapping[str, str]) -> str:
+    """``FLASK_STATUS_PAGE_TITLE``, else "Service status" in the page's language."""
+    return state.settings.page_title or t["title"]
+
+
+# -- responses -----------------------------------------------------------------------
+
+
+class PageCache:
+    """Rendered answers and snapshots for a few seconds, keyed by :func:`queries.data_version`.
+
+    The key holds the database's fingerprint and the current minute, so new
+    data, a rename or a hidden route (from any process) gives a new key at
+    once; the time limit only bounds what the fingerprint cannot see (two
+    renames within one second on MySQL). ``ttl`` 0 turns caching off.
+    """
+
+    def __init__(self, ttl: float, size: int = 64) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def version(self, state: StatusState, now: datetime) -> Hashable:
+        """The database fingerprint at ``now`` (None, without a query, when off)."""
+        return queries.data_version(state, now) if self.ttl > 0 else None
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        if self.ttl <= 0:
+            return build()
+        started = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and started - hit[0] < self.ttl:
+            return hit[1]
+        value = build()
+        with self._lock:
+            self._items[key] = (started, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+def _etagged(body: str | bytes) -> tuple[bytes, str]:
+    data = body.encode() if isinstance(body, str) else body
+    return data, hashlib.sha1(data).hexdigest()
+
+
+def _cached(
+    body: tuple[bytes, str], mimetype: str, state: StatusState, vary_language: bool
+) -> Response:
+    """The answer with caching headers; a matching ``If-None-Match`` gets a 304."""
+    response = Response(body[0], mimetype=mimetype)
+    response.headers["Cache-Control"] = f"public, max-age={cache_seconds(state.settings)}"
+    if vary_language:
+        response.vary.add("Accept-Language")
+    response.set_etag(body[1])
+    response.make_conditional(request)
+    return response
+
+
+def _unavailable_headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def _badge_svg(label: str, message: str, colour: str) -> str:
+    """A shields-style flat badge; widths from a per-character estimate, as shields does."""
+    left = 10 + int(6.5 * len(label))
+    right = 10 + int(6.5 * len(message))
+    return render_template(
+        "flask_status/badge.svg",
+        label=label,
+        message=message,
+        colour=colour,
+        left=left,
+        right=right,
+        width=left + right,
+    )
 
 
 def make_blueprint(state: StatusState) -> Blueprint:
-    return Blueprint("flask_status", __name__)
+    """The public blueprint ``flask_status``: page, summary.json, Atom feed, badges.
+
+    It brings its own templates (``templates/flask_status/``) and static files,
+    served under ``<url_prefix>/static`` so the host's ``/static`` is untouched.
+    """
+    static_path = "/static" if state.url_prefix else "/flask-status-static"
+    bp = Blueprint(
+        "flask_status",
+        __name__,
+        template_folder="templates",
+        static_folder="static/flask_status",
+        static_url_path=static_path,
+    )
+    settings = state.settings
+    configured_language = settings.language
+
+    def language() -> str:
+        return i18n.choose_language(configured_language, request.accept_languages)
+
+    vary = not configured_language
+
+    cache = PageCache(page_cache_seconds(settings))
+
+    def snapshot_at(version: Hashable, now: datetime) -> Snapshot:
+        snapshot: Snapshot = cache.get_or_build(
+            ("snapshot", version), lambda: take_snapshot(state, now)
+        )
+        return snapshot
+
+    def render_page(snapshot: Snapshot | None, lang: str) -> str:
+        t = i18n.texts(lang)
+        context: dict[str, Any] = {
+            "t": t,
+            "lang": lang,
+            "title": page_title(state, t),
+            "snapshot": snapshot,
+            "refresh": refresh_seconds(settings),
+            "status_classes": STATUS_CLASSES,
+            "statuses": _status_text(settings, t),
+            "formula": t["formula"].format(
+                window=settings.status_window,
+                degraded=f"{settings.degraded_ratio * 100:g}",
+                partial=f"{settings.partial_outage_ratio * 100:g}",
+                major=f"{settings.major_outage_ratio * 100:g}",
+            ),
+        }
+        if snapshot is not None:
+            day_labels: dict[datetime, str] = {}
+            minute_labels: dict[datetime, str] = {}
+            context["banner"] = t[banner_key(snapshot.overall, snapshot.routes)]
+            context["rows"] = [
+                {
+                    "route": route,
+                    "days": _squares(route.days, "day", settings, t, day_labels),
+                    "minutes": _squares(route.minutes, "minute", settings, t, minute_labels),
+                    "uptime": {k: _format_percent(v) for k, v in route.uptime.items()},
+                    "uptime_titles": _uptime_titles(route, t),
+                    "window": _window_title(route, settings, t),
+                    "last": iso(route.last_data_at),
+                }
+                for route in snapshot.routes
+            ]
+            context["incidents"] = [
+                {
+                    "incident": incident,
+                    "start": iso(incident.start),
+                    "end": None if incident.ongoing else iso(incident.end),
+                    "duration": _format_duration(incident.duration),
+                }
+                for incident in snapshot.incidents
+            ]
+            # To the minute, like the data: the body (and its ETag) stays the same within one.
+            context["updated"] = iso(queries.floor_minute(snapshot.now))
+        # Data for the refresher script, embedded with tojson (escapes <, >, &, ').
+        context["script_config"] = {
+            "summary": url_for("flask_status.summary"),
+            "refresh": refresh_seconds(settings),
+            "lang": lang,
+            "texts": dict(t),
+            "statusClasses": STATUS_CLASSES,
+            "window": settings.status_window,
+            "thresholds": {
+                "degraded": settings.degraded_ratio,
+                "partial": settings.partial_outage_ratio,
+                "major": settings.major_outage_ratio,
+            },
+            "components": [
+                {"id": str(r.id), "name": r.name} for r in (snapshot.routes if snapshot else [])
+            ],
+        }
+        return render_template("flask_status/page.html", **context)
+
+    def index() -> Response:
+        lang = language()
+        now = queries.utcnow()
+        try:
+            version = cache.version(state, now)
+            body = cache.get_or_build(
+                ("page", lang, request.host_url, version),
+                lambda: _etagged(render_page(snapshot_at(version, now), lang)),
+            )
+        except DATABASE_ERRORS as exc:
+            log.warning("flask-server-status: status page without data: %s", exc)
+            response = Response(render_page(None, lang), status=503, mimetype="text/html")
+            return _unavailable_headers(response)
+        return _cached(body, "text/html", state, vary)
+
+    def summary() -> Response:
+        lang = language()
+        now = queries.utcnow()
+        page_url = url_for("flask_status.index", _external=True)
+
+        def build() -> tuple[bytes, str]:
+            document = build_summary(state, snapshot_at(version, now), page_url, lang)
+            # The stdlib encoder, compact and unsorted: the host's JSON settings are
+            # the host's (DESIGN.md), and this is the largest answer of the page.
+            return _etagged(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+
+        try:
+            version = cache.version(state, now)
+            body = cache.get_or_build(("summary", lang, page_url, version), build)
+        except DATABASE_ERRORS as exc:
+            log.warning("flask-server-status: summary.json without data: %s", exc)
+            response = Response(
+                json.dumps({"error": i18n.texts(lang)["unavailable"]}),
+                status=503,
+                mimetype="application/json",
+            )
+            return _unavailable_headers(response)
+        return _cached(body, "application/json", state, vary)
+
+    def history() -> Response:
+        lang = language()
+        t = i18n.texts(lang)
+        try:
+            now = queries.utcnow()
+            found = queries.incidents(state, now=now, limit=50)
+        except DATABASE_ERRORS as exc:
+            log.warning("flask-server-status: history.atom without data: %s", exc)
+            return _unavailable_headers(Response(t["unavailable"], 503, mimetype="text/plain"))
+        page_url = url_for("flask_status.index", _external=True)
+        entries = [
+            {
+                "id": f"{page_url}#incident-{incident.id}",
+                "title": t["incident_name"].format(name=incident.route_name)
+                + f" ({t['ongoing'] if incident.ongoing else t['resolved']})",
+                "updated": iso(incident.end),
+                "published": iso(incident.start),
+                "summary": (
+                    f"{incident.rule}: {t['started']} {iso(incident.start)}, "
+                    + (t["ongoing"] if incident.ongoing else f"{t['ended']} {iso(incident.end)}")
+                    + f", {t['duration']} {_format_duration(incident.duration)},"
+                    f" {t['failures']} {incident.failures:,}"
+                ),
+            }
+            for incident in found
+        ]
+        updated = max((i.end for i in found), default=queries.floor_day(now))
+        body = render_template(
+            "flask_status/history.atom.xml",
+            title=page_title(state, t),
+            lang=lang,
+            feed_url=url_for("flask_status.history", _external=True),
+            page_url=page_url,
+            updated=iso(updated),
+            entries=entries,
+        )
+        return _cached(_etagged(body), "application/atom+xml", state, vary)
+
+    def badge(route_id: int) -> Response:
+        lang = language()
+        t = i18n.texts(lang)
+        try:
+            now = queries.utcnow()
+            snapshot = snapshot_at(cache.version(state, now), now)
+            routes = {r.id: r for r in snapshot.routes}
+        except DATABASE_ERRORS as exc:
+            log.warning("flask-server-status: badge without data: %s", exc)
+            svg = _badge_svg("status", t["unavailable"].lower(), BADGE_COLOURS[NO_DATA])
+            return _unavailable_headers(Response(svg, 503, mimetype="image/svg+xml"))
+        route = routes.get(route_id)
+        if route is None:
+            abort(404)
+        uptime = route.uptime.get("30d")
+        message = t[route.status].lower()
+        if uptime is not None:
+            message += f" · {_format_percent(uptime)}"
+        svg = _badge_svg(route.name or route.rule, message, BADGE_COLOURS[route.status])
+        return _cached(_etagged(svg), "image/svg+xml", state, vary)
+
+    bp.add_url_rule("" if state.url_prefix else "/", "index", index, methods=["GET"])
+    bp.add_url_rule("/summary.json", "summary", summary, methods=["GET"])
+    bp.add_url_rule("/history.atom", "history", history, methods=["GET"])
+    bp.add_url_rule("/badge/<int:route_id>.svg", "badge", badge, methods=["GET"])
+    return bp
