@@ -114,7 +114,7 @@ def read_settings(config: dict[str, Any]) -> Settings:
         # The original project documented the secret both with and without the
         # scheme; the scheme is not part of the token.
         secret = secret.strip()
-        if secret.lower().startswith("bearer "):
+        if secret.lower() == "bearer" or secret.lower().startswith("bearer "):
             secret = secret[7:].strip()
         secret = secret or None
 

@@ -7,10 +7,11 @@ messages.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from wtforms import BooleanField, Form, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import BooleanField, Field, Form, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, StopValidation, ValidationError
 
 NAME_MAX = 100
 DOC_MAX = 2000
@@ -18,6 +19,42 @@ DOC_MAX = 2000
 
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
+
+
+# A name is one line of text; a description may have line breaks and tabs.
+# NUL and lone surrogates are refused everywhere: PostgreSQL cannot store NUL
+# and no database driver can encode a surrogate, so letting them through would
+# turn a typo into a database error.
+_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_DOC_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class _Printable:
+    """Refuse characters that cannot be shown or stored (see the patterns above)."""
+
+    def __init__(self, pattern: re.Pattern[str], message: str) -> None:
+        self.pattern = pattern
+        self.message = message
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if isinstance(field.data, str) and self.pattern.search(field.data):
+            raise ValidationError(self.message)
+
+
+class _OptionalText:
+    """Stop validating an empty (or blank) text field.
+
+    WTForms' ``Optional`` looks at ``raw_data``, which only form posts fill;
+    :func:`validate_changes` passes ``data=``, and there ``Optional`` skipped
+    every later validator, letting over-long descriptions through.
+    """
+
+    field_flags = {"optional": True}
+
+    def __call__(self, form: Form, field: Field) -> None:
+        if not (field.data or "").strip():
+            field.errors[:] = []
+            raise StopValidation()
 
 
 class RouteForm(Form):
@@ -29,6 +66,7 @@ class RouteForm(Form):
         validators=[
             DataRequired(message="The name cannot be empty."),
             Length(max=NAME_MAX, message=f"The name can be at most {NAME_MAX} characters."),
+            _Printable(_NAME_FORBIDDEN, "The name cannot contain control characters."),
         ],
         description="Shown on the status page instead of the rule.",
     )
@@ -36,8 +74,9 @@ class RouteForm(Form):
         "Description",
         filters=[_strip],
         validators=[
-            Optional(),
+            _OptionalText(),
             Length(max=DOC_MAX, message=f"The description can be at most {DOC_MAX} characters."),
+            _Printable(_DOC_FORBIDDEN, "The description cannot contain control characters."),
         ],
         description="Shown under the name on the status page.",
     )

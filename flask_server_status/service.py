@@ -10,12 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from .forms import validate_changes
 from .models import UNMATCHED_RULE, Log, LogDay, LogHour, Route, utcnow
 
 EDITABLE = ("name", "doc", "hidden")
+
+#: A session, or Flask-SQLAlchemy's ``db.session`` (a scoped session).
+AnySession = Session | scoped_session[Any]
+
+#: The JSON type each editable field takes.
+FIELD_TYPES: dict[str, type] = {"name": str, "doc": str, "hidden": bool}
+_TYPE_NAMES = {str: "a string", bool: "true or false"}
 
 
 class RouteError(Exception):
@@ -28,28 +35,60 @@ class RouteError(Exception):
         self.errors = errors or {}
 
 
-def get_route(session: Session, rule: str) -> Route:
-    """The route with this rule, or :class:`RouteError` 404."""
+def check_types(changes: dict[str, Any]) -> None:
+    """Refuse unknown fields and values of the wrong type, as the API reads them.
+
+    :raises RouteError: 400, naming the offending fields.
+    """
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise RouteError(f"Unknown fields: {', '.join(unknown)}; only name, doc, hidden.", 400)
+    wrong = {
+        field: [f"{field} must be {_TYPE_NAMES[kind]}."]
+        for field, kind in FIELD_TYPES.items()
+        if field in changes and not _is(changes[field], kind)
+    }
+    if wrong:
+        raise RouteError(" ".join(m for ms in wrong.values() for m in ms), 400, wrong)
+
+
+def _is(value: Any, kind: type) -> bool:
+    # Exact for bool: 0 and 1 are not booleans here, as they are not in JSON.
+    return type(value) is bool if kind is bool else isinstance(value, kind)
+
+
+def _storable_rule(rule: str) -> bool:
+    # A rule with NUL or a lone surrogate cannot exist, and PostgreSQL or the
+    # driver would fail on the query rather than find nothing.
+    return "\x00" not in rule and not any("\ud800" <= c <= "\udfff" for c in rule)
+
+
+def get_route(session: AnySession, rule: str) -> Route:
+    """The route with this rule, or :class:`RouteError` 404 (400 if not a string)."""
+    if not isinstance(rule, str):
+        raise RouteError("rule must be a string.", 400, {"rule": ["rule must be a string."]})
     route = None
-    if rule != UNMATCHED_RULE:
-        route = session.execute(sa.select(Route).where(Route.rule == rule)).scalar_one_or_none()
+    if rule != UNMATCHED_RULE and _storable_rule(rule):
+        candidates = session.execute(sa.select(Route).where(Route.rule == rule)).scalars()
+        # MySQL's default collations compare case- and trailing-space-
+        # insensitively; a rule is matched exactly.
+        route = next((r for r in candidates if r.rule == rule), None)
     if route is None:
         raise RouteError(f"No route with rule {rule!r}.", 404)
     return route
 
 
-def update_route(session: Session, rule: str, changes: dict[str, Any]) -> Route:
+def update_route(session: AnySession, rule: str, changes: dict[str, Any]) -> Route:
     """Change ``name``, ``doc`` and/or ``hidden`` of the route with ``rule``.
 
     A name or description set here is the operator's from now on: the code's
     docstring no longer overwrites it.
 
-    :raises RouteError: 400 for an unknown field, 404 for an unknown rule,
+    :raises RouteError: 400 for an unknown field or a value of the wrong type,
+        404 for an unknown rule,
         422 for a value the :class:`~.forms.RouteForm` refuses.
     """
-    unknown = sorted(set(changes) - set(EDITABLE))
-    if unknown:
-        raise RouteError(f"Unknown fields: {', '.join(unknown)}; only name, doc, hidden.", 400)
+    check_types(changes)
     route = get_route(session, rule)
     errors = validate_changes(
         changes, {"name": route.name, "doc": route.doc, "hidden": route.hidden}
@@ -74,7 +113,7 @@ def update_route(session: Session, rule: str, changes: dict[str, Any]) -> Route:
     return route
 
 
-def delete_route(session: Session, rule: str) -> None:
+def delete_route(session: AnySession, rule: str) -> None:
     """Take a route and its whole history off the page.
 
     The row stays, hidden, so that new traffic or a restart does not bring
@@ -92,7 +131,7 @@ def delete_route(session: Session, rule: str) -> None:
         raise
 
 
-def set_hidden(session: Session, rules: list[str], hidden: bool) -> int:
+def set_hidden(session: AnySession, rules: list[str], hidden: bool) -> int:
     """Hide or show several routes at once; return how many changed."""
     result = session.execute(
         sa.update(Route)
