@@ -32,7 +32,7 @@ STATUSES = (NO_DATA, OPERATIONAL, DEGRADED, PARTIAL_OUTAGE, MAJOR_OUTAGE)
 UPTIME_WINDOWS = {"24h": None, "7d": 7, "30d": 30, "90d": 90}
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """Requests of one route over one span (a minute, a day, a window)."""
 
@@ -185,6 +185,11 @@ def _bucket_from_rollup(start: datetime, row: Sequence) -> Bucket:
     )
 
 
+def _bucket_from_row(start: datetime, row: Sequence) -> Bucket:
+    """A roll-up row's columns as they are: integers already, no sums to convert."""
+    return Bucket(start, row[0], row[1], row[2], row[3], row[4], row[5], list(row[6:]))
+
+
 def visible_routes(conn: sa.Connection, include_hidden: bool = False) -> list[sa.Row]:
     query = sa.select(Route.__table__).where(Route.rule != UNMATCHED_RULE)
     if not include_hidden:
@@ -235,8 +240,26 @@ def _rollup_series(
     )
     series: dict[int, dict[datetime, Bucket]] = {}
     for row in conn.execute(query):
-        series.setdefault(row[0], {})[row[1]] = _bucket_from_rollup(row[1], row[2:])
+        series.setdefault(row[0], {})[row[1]] = _bucket_from_row(row[1], row[2:])
     return series
+
+
+def _uptime_since(
+    conn: sa.Connection, route_ids: Sequence[int], since: datetime
+) -> dict[int, float | None]:
+    """Per route, uptime over the hour roll-ups since ``since``, summed by the database."""
+    if not route_ids:
+        return {}
+    query = (
+        sa.select(LogHour.route_id, sa.func.sum(LogHour.success), sa.func.sum(LogHour.failure))
+        .where(LogHour.route_id.in_(route_ids), LogHour.hour >= since)
+        .group_by(LogHour.route_id)
+    )
+    uptime: dict[int, float | None] = {}
+    for route_id, success, failure in conn.execute(query):
+        success, failure = int(success or 0), int(failure or 0)
+        uptime[route_id] = 100.0 * success / (success + failure) if success + failure else None
+    return uptime
 
 
 def _sum(start: datetime, buckets: Iterable[Bucket]) -> Bucket:
@@ -287,7 +310,7 @@ def route_statuses(
         rows = visible_routes(conn, include_hidden)
         ids = [row.id for row in rows]
         by_minute = minute_series(conn, ids, minute_since)
-        by_hour = _rollup_series(conn, LogHour, LogHour.hour, ids, hour_start)
+        uptime_24h = _uptime_since(conn, ids, hour_start)
         by_day = _rollup_series(conn, LogDay, LogDay.day, ids, day_since)
 
     result = []
@@ -306,7 +329,7 @@ def route_statuses(
             route_days.get(start) or Bucket(start=start)
             for start in (today - timedelta(days=n) for n in range(days - 1, -1, -1))
         ]
-        uptime: dict[str, float | None] = {"24h": _uptime(by_hour.get(row.id, {}).values())}
+        uptime: dict[str, float | None] = {"24h": uptime_24h.get(row.id)}
         for label, length in UPTIME_WINDOWS.items():
             if length:
                 since = today - timedelta(days=length - 1)
@@ -381,7 +404,10 @@ def incidents(
             .where(Log.minute >= since, Log.minute <= this_minute)
             .where(Log.route_id.in_(list(routes)))
             .group_by(Log.route_id, Log.minute)
+            # Only failing minutes leave the database: failures / (failures +
+            # successes) >= the threshold, multiplied out to stay in integers.
             .having(failures > 0)
+            .having(failures >= (failures + successes) * settings.partial_outage_ratio)
             .order_by(Log.route_id, Log.minute)
         )
         failing = [
