@@ -73,13 +73,16 @@ class Buffer:
     """Counts requests in memory until a flush takes them.
 
     :param writer: called with the taken counts by :meth:`flush`; it writes
-        them all or raises, in which case they are put back.
+        them all (returning how many requests it stored, or None) or raises,
+        in which case they are put back.
     :param interval: seconds between background flushes.
     :param max_keys: most distinct (rule, minute, status) keys held; past that
         new keys are dropped and counted in :attr:`dropped`.
     """
 
-    def __init__(self, writer: Callable[[Counts], None], interval: float, max_keys: int) -> None:
+    def __init__(
+        self, writer: Callable[[Counts], int | None], interval: float, max_keys: int
+    ) -> None:
         self._writer = writer
         self.interval = interval
         self.max_keys = max_keys
@@ -196,13 +199,17 @@ class Buffer:
             if not counts:
                 return 0
             try:
-                self._writer(counts)
+                written = self._writer(counts)
             except BaseException as exc:
                 self.failures += 1
                 self.last_error = exc
                 self.put_back(counts)
                 raise
             self.last_error = None
+            # The writer knows best: requests to untracked rules (static files,
+            # our own page) were taken but not stored.
+            if isinstance(written, int):
+                return written
             return int(sum(slot[0] for slot in counts.values()))
 
     # -- the background thread ----------------------------------------------

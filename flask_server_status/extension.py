@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 import weakref
 from collections.abc import Iterable
@@ -51,6 +52,7 @@ class StatusState:
         self.url_prefix = url_prefix
         self.store = Store(engine, settings)
         self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
+        _live_states.add(self)
 
     @property
     def app(self) -> Flask:
@@ -71,8 +73,8 @@ class StatusState:
                 log.warning("flask-server-status: routes=%s name no URL rule of the app", missing)
         return self.store.sync_routes(specs, signature)
 
-    def _write(self, counts: Counts) -> None:
-        self.store.write(counts, self.route_ids())
+    def _write(self, counts: Counts) -> int:
+        return self.store.write(counts, self.route_ids())
 
 
 class FlaskStatus:
@@ -112,9 +114,7 @@ class FlaskStatus:
         self.url_prefix = url_prefix
         self.admin = admin
         self.db = db
-        self._states: weakref.WeakKeyDictionary[Flask, StatusState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._states: weakref.WeakKeyDictionary[Flask, StatusState] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -194,6 +194,25 @@ def get_state(app: Flask | None = None) -> StatusState:
             " or status.init_app(app) first."
         )
     return extension.state(app)  # type: ignore[no-any-return]
+
+
+# States alive in this process, for the fork hook. Weak, as the buffers are.
+_live_states: weakref.WeakSet[StatusState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A child forked after the app was made (gunicorn --preload) inherits the
+    # parent's pooled connections; several processes talking over one socket
+    # garble each other's replies. SQLAlchemy's recipe: a fresh pool in the
+    # child, leaving the parent's connections open for the parent.
+    for state in list(_live_states):
+        state.engine.dispose(close=False)
+        # A lock held by a parent thread at fork time would never be released.
+        state.store._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _normalise_prefix(prefix: str) -> str:

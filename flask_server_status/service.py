@@ -7,12 +7,15 @@ changed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 
 from .forms import validate_changes
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 from .models import UNMATCHED_RULE, Log, LogDay, LogHour, Route, utcnow
 
 EDITABLE = ("name", "doc", "hidden")
@@ -139,4 +142,5 @@ def set_hidden(session: AnySession, rules: list[str], hidden: bool) -> int:
         .values(hidden=hidden, updated_at=utcnow())
     )
     session.commit()
-    return result.rowcount or 0
+    # An UPDATE's result is a CursorResult, which has the row count.
+    return cast("CursorResult[Any]", result).rowcount or 0

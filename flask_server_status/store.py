@@ -96,7 +96,10 @@ class Store:
         self._schema_ready = False
         self._ids: dict[str, int] = {}
         self._synced_signature: object = None
-        self._last_prune = 0.0
+        # The first flush of each process prunes, then one an hour: monotonic()
+        # counts from boot, so 0.0 here made the first prune depend on uptime,
+        # and workers recycled within the hour never pruned.
+        self._last_prune = float("-inf")
         self._lock = threading.Lock()
         self._statements: dict[str, sa.Executable] = {}
 
@@ -196,6 +199,11 @@ class Store:
                     if "doc" in changes:
                         stmt = stmt.where(table.c.custom_doc == sa.false())
                     conn.execute(stmt.values(**changes, updated_at=now))
+        # Read the ids in a new transaction: under MySQL's REPEATABLE READ the
+        # one above still sees the snapshot of its first read, without the rows
+        # another worker inserted meanwhile (our INSERT IGNORE skipped them), and
+        # counts for rules without an id are not stored.
+        with self.engine.connect() as conn:
             ids = {row.rule: row.id for row in conn.execute(sa.select(table.c.rule, table.c.id))}
         self._ids = ids
         self._synced_signature = signature
@@ -291,6 +299,8 @@ class Store:
         minutes, hours, days = self.rows(counts, ids)
         if not minutes:
             return 0
+        # Before the write, so a flush never deletes what it has just written.
+        self.maybe_prune()
         for attempt in range(4):
             try:
                 with self.engine.begin() as conn:
@@ -304,7 +314,6 @@ class Store:
                 if attempt == 3 or not any(s in str(exc.orig).lower() for s in _RETRYABLE):
                     raise
                 time.sleep(0.05 * (attempt + 1))
-        self.maybe_prune()
         return sum(row["count"] for row in minutes)
 
     # -- retention ------------------------------------------------------------------
