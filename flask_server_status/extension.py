@@ -193,7 +193,7 @@ def get_state(app: Flask | None = None) -> StatusState:
             "flask-server-status is not initialised on this app; call FlaskStatus(app)"
             " or status.init_app(app) first."
         )
-    return extension.state(app)  # type: ignore[no-any-return]
+    return extension.state(app)
 
 
 # States alive in this process, for the fork hook. Weak, as the buffers are.
@@ -233,7 +233,7 @@ def _resolve_db(app: Flask, db: SQLAlchemy | None) -> SQLAlchemy:
             )
         return db
     if registered is not None:
-        return registered  # type: ignore[no-any-return]
+        return registered
     _default_uri(app)
     db = SQLAlchemy()
     db.init_app(app)

@@ -15,7 +15,7 @@ extension points that key at the app's default database unless
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -197,6 +197,14 @@ class LogDay(_Rollup, Base):
         sa.ForeignKey("flask_status_route.id", ondelete="CASCADE"), index=True
     )
     day: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+#: The tables as :class:`~sqlalchemy.Table` objects, for Core statements
+#: (``Model.__table__`` is typed as a plain ``FromClause``).
+ROUTE_TABLE = cast(sa.Table, Route.__table__)
+LOG_TABLE = cast(sa.Table, Log.__table__)
+HOUR_TABLE = cast(sa.Table, LogHour.__table__)
+DAY_TABLE = cast(sa.Table, LogDay.__table__)
 
 
 def percentile(histogram: tuple[int, ...] | list[int], q: float, maximum: float) -> float | None:

@@ -22,7 +22,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from .buffer import Counts
 from .config import FAILURE, NEUTRAL, SUCCESS, Settings
-from .models import HISTOGRAM_COLUMNS, UNMATCHED_RULE, Base, Log, LogDay, LogHour, Route
+from .models import (
+    DAY_TABLE,
+    HISTOGRAM_COLUMNS,
+    HOUR_TABLE,
+    LOG_TABLE,
+    ROUTE_TABLE,
+    UNMATCHED_RULE,
+    Base,
+    Log,
+    LogDay,
+    LogHour,
+)
 from .registry import RouteSpec
 
 log = logging.getLogger("flask_server_status")
@@ -140,7 +151,7 @@ class Store:
         self.ensure_schema()
         if signature == self._synced_signature and self._ids:
             return self._ids
-        table = Route.__table__
+        table = ROUTE_TABLE
         with self.engine.begin() as conn:
             existing = {row.rule: row for row in conn.execute(sa.select(table))}
             now = datetime.now(timezone.utc)
@@ -216,12 +227,12 @@ class Store:
         if stmt is None:
             if name == "minute":
                 stmt = _upsert(
-                    self.engine, Log.__table__, ("route_id", "minute", "status"), _MINUTE_ADD
+                    self.engine, LOG_TABLE, ("route_id", "minute", "status"), _MINUTE_ADD
                 )
             elif name == "hour":
-                stmt = _upsert(self.engine, LogHour.__table__, ("route_id", "hour"), _ROLLUP_ADD)
+                stmt = _upsert(self.engine, HOUR_TABLE, ("route_id", "hour"), _ROLLUP_ADD)
             else:
-                stmt = _upsert(self.engine, LogDay.__table__, ("route_id", "day"), _ROLLUP_ADD)
+                stmt = _upsert(self.engine, DAY_TABLE, ("route_id", "day"), _ROLLUP_ADD)
             self._statements[name] = stmt
         return stmt
 
@@ -334,14 +345,14 @@ class Store:
         deleted = 0
         with self.engine.begin() as conn:
             minute_cutoff = now - timedelta(days=self.settings.minute_retention_days)
-            result = conn.execute(sa.delete(Log.__table__).where(Log.minute < minute_cutoff))
+            result = conn.execute(sa.delete(LOG_TABLE).where(Log.minute < minute_cutoff))
             deleted += result.rowcount or 0
             hour_cutoff = now - timedelta(days=self.settings.hour_retention_days)
-            result = conn.execute(sa.delete(LogHour.__table__).where(LogHour.hour < hour_cutoff))
+            result = conn.execute(sa.delete(HOUR_TABLE).where(LogHour.hour < hour_cutoff))
             deleted += result.rowcount or 0
         return deleted
 
     def purge_route(self, conn: Connection, route_id: int) -> None:
         """Delete a route's whole history (used when an operator deletes it)."""
         for model in (Log, LogHour, LogDay):
-            conn.execute(sa.delete(model.__table__).where(model.route_id == route_id))
+            conn.execute(sa.delete(model).where(model.route_id == route_id))
