@@ -3,7 +3,8 @@
 The page is served by a real threaded server on loopback (``live_server``).
 Without ``/usr/bin/chromium`` or Playwright these tests skip, unless
 ``FLASK_STATUS_REQUIRE_BROWSER=1`` (CI), which turns the skip into a failure.
-The screenshots land in ``docs/status-desktop.png`` and ``docs/status-mobile.png``.
+The screenshots land in ``docs/status-desktop.png`` and ``docs/status-mobile.png``
+when ``FLASK_STATUS_SAVE_SCREENSHOTS=1``, else in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def _fill_history(app: Any) -> None:
     state.store.write(counts, ids)
 
 
-def test_screenshots_desktop_and_mobile(browser, make_app, sqlite_url, live_server):
+def test_screenshots_desktop_and_mobile(browser, make_app, sqlite_url, live_server, tmp_path):
     app, _ = make_app(sqlite_url, config={"FLASK_STATUS_PAGE_TITLE": "Acme API status"})
     _fill_history(app)
     state = get_state(app)
@@ -190,7 +191,9 @@ def test_screenshots_desktop_and_mobile(browser, make_app, sqlite_url, live_serv
         )
         state.db.session.remove()
     server = live_server(app)
-    DOCS.mkdir(exist_ok=True)
+    # docs/ is rewritten only on request, so a test run leaves the tree clean.
+    out = DOCS if os.environ.get("FLASK_STATUS_SAVE_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(exist_ok=True)
     for name, width in (("desktop", 1280), ("mobile", 360)):
         page = browser.new_page(viewport={"width": width, "height": 800})
         console = Console(page)
@@ -200,7 +203,7 @@ def test_screenshots_desktop_and_mobile(browser, make_app, sqlite_url, live_serv
         assert overflow <= width, (name, overflow)
         page.locator("article.row").first.locator(".strip.days .sq").last.hover()
         page.locator("#tip").wait_for(state="visible")
-        page.screenshot(path=str(DOCS / f"status-{name}.png"), full_page=True)
+        page.screenshot(path=str(out / f"status-{name}.png"), full_page=True)
         assert console.errors == []
         page.close()
     # Dark mode follows the browser.
