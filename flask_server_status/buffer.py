@@ -224,7 +224,13 @@ class Buffer:
             )
             thread.daemon = True
             self._thread = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            # Counting must never break a request. The unstarted thread stays
+            # in place so requests do not retry; counts wait for flush() or
+            # the exit flush.
+            log.error("flask-server-status: cannot start the flusher thread: %s", exc)
 
     def _background_flush(self) -> None:
         try:
@@ -247,7 +253,7 @@ class Buffer:
         """Stop the background thread and, by default, flush what is left."""
         thread = self._thread
         self._stop.set()
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout)
         self._thread = None
         if flush:

@@ -376,3 +376,21 @@ def test_concurrent_writers_add_up(db_url, make_app):
     assert errors == []
     assert stored(app) == {("/", 200): 120, ("/boom", 500): 120}
     assert rollup_totals(app, LogDay)["/"] == (120, 120, 0, 0)
+
+
+def test_a_flusher_that_cannot_start_does_not_break_requests(sqlite_url, make_app, monkeypatch):
+    import threading
+
+    app, status = make_app(sqlite_url)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+    monkeypatch.undo()
+    assert status.flush(app) == 3
+    assert stored(app) == {("/", 200): 3}
+    status.state(app).buffer.stop(flush=False)  # joins nothing: the thread never ran
