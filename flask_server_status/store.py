@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from .buffer import Counts
 from .config import FAILURE, NEUTRAL, SUCCESS, Settings
@@ -31,7 +31,6 @@ from .models import (
     UNMATCHED_RULE,
     Base,
     Log,
-    LogDay,
     LogHour,
 )
 from .registry import RouteSpec
@@ -351,8 +350,3 @@ class Store:
             result = conn.execute(sa.delete(HOUR_TABLE).where(LogHour.hour < hour_cutoff))
             deleted += result.rowcount or 0
         return deleted
-
-    def purge_route(self, conn: Connection, route_id: int) -> None:
-        """Delete a route's whole history (used when an operator deletes it)."""
-        for model in (Log, LogHour, LogDay):
-            conn.execute(sa.delete(model).where(model.route_id == route_id))

@@ -185,3 +185,22 @@ def live_server() -> Iterator[Callable[[Flask], LiveServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+def stored_rollups(engine: sa.Engine, model: Any) -> dict[str, tuple[int, int, int, int]]:
+    """rule -> (total, success, failure, neutral) summed over a roll-up table."""
+    from flask_server_status.models import Route
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                Route.rule,
+                sa.func.sum(model.total),
+                sa.func.sum(model.success),
+                sa.func.sum(model.failure),
+                sa.func.sum(model.neutral),
+            )
+            .join(Route, Route.id == model.route_id)
+            .group_by(Route.rule)
+        )
+        return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from conftest import stored_rollups
 from flask import Flask
 
 from flask_server_status import FlaskStatus, get_state, queries
@@ -25,20 +26,7 @@ def stored(app: Flask) -> dict[tuple[str, int], int]:
 
 
 def rollup_totals(app: Flask, model: type) -> dict[str, tuple[int, int, int, int]]:
-    state = get_state(app)
-    with state.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                Route.rule,
-                sa.func.sum(model.total),
-                sa.func.sum(model.success),
-                sa.func.sum(model.failure),
-                sa.func.sum(model.neutral),
-            )
-            .join(Route, Route.id == model.route_id)
-            .group_by(Route.rule)
-        )
-        return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+    return stored_rollups(get_state(app).engine, model)
 
 
 def test_n_requests_give_exactly_n(db_url, make_app):

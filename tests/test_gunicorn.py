@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import stored_rollups
 
 from flask_server_status import registry
 from flask_server_status.config import FAILURE, NEUTRAL, SUCCESS
@@ -187,22 +188,6 @@ def stored_minutes(engine: sa.Engine) -> Counter[tuple[str, int]]:
             .group_by(Route.rule, Log.status)
         )
         return Counter({(rule, status): int(n) for rule, status, n in rows})
-
-
-def stored_rollups(engine: sa.Engine, model: Any) -> dict[str, tuple[int, int, int, int]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                Route.rule,
-                sa.func.sum(model.total),
-                sa.func.sum(model.success),
-                sa.func.sum(model.failure),
-                sa.func.sum(model.neutral),
-            )
-            .join(Route, Route.id == model.route_id)
-            .group_by(Route.rule)
-        )
-        return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
 
 
 def rollups_of(received: Counter[tuple[str, int]]) -> dict[str, tuple[int, int, int, int]]:
