@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from . import capture, registry
 from .buffer import Buffer, Counts
 from .config import BIND_KEY, Settings, read_settings
+from .snapshots import SnapshotReader
 from .store import Store
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class StatusState:
         self.routes = routes
         self.url_prefix = url_prefix
         self.store = Store(engine, settings)
+        #: What the status page shows, read incrementally (:mod:`.snapshots`).
+        self.reader = SnapshotReader(engine, settings)
         self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
         _live_states.add(self)
 
@@ -209,6 +212,7 @@ def _after_fork_in_child() -> None:
         state.engine.dispose(close=False)
         # A lock held by a parent thread at fork time would never be released.
         state.store._lock = threading.Lock()
+        state.reader._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -16,7 +16,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from .queries import (
     Incident,
     RouteStatus,
 )
+from .snapshots import Snapshot
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -67,31 +67,12 @@ BADGE_COLOURS = {
 }
 DEFAULT_REFRESH_SECONDS = 60
 DEFAULT_CACHE_SECONDS = 30
+#: Incidents on the page and in summary.json, and in the Atom feed.
 INCIDENT_LIMIT = 10
+FEED_LIMIT = 50
 
 #: Errors that mean "the status database cannot answer now".
 DATABASE_ERRORS = (sa.exc.SQLAlchemyError, OSError)
-
-
-@dataclass
-class Snapshot:
-    """What one rendering of the page shows."""
-
-    now: datetime
-    routes: list[RouteStatus]
-    incidents: list[Incident]
-    overall: str
-
-
-def take_snapshot(state: StatusState, now: datetime | None = None) -> Snapshot:
-    """Read everything the page shows, at ``now`` (default: the current time).
-
-    :raises sqlalchemy.exc.SQLAlchemyError: when the database cannot answer.
-    """
-    now = (now or queries.utcnow()).astimezone(timezone.utc)
-    routes = queries.route_statuses(state, now=now)
-    found = queries.incidents(state, now=now, limit=INCIDENT_LIMIT)
-    return Snapshot(now, routes, found, queries.overall_status(r.status for r in routes))
 
 
 # -- formatting -----------------------------------------------------------------------
@@ -163,37 +144,108 @@ def _tooltip(label: str, bucket: Bucket, status_label: str, t: Mapping[str, str]
     return "\n".join(lines)
 
 
+#: A strip's rendering: its buckets, its text, and each bucket's text by object id.
+_Strip = tuple[list[Bucket], str, dict[int, tuple[Bucket, str]]]
+
+
+class RenderMemo:
+    """The previous rendering of each strip of buckets, and of each bucket in it.
+
+    :class:`~.snapshots.SnapshotReader` hands out the same :class:`Bucket`
+    while its data is unchanged and a new one when it changes. So a strip
+    whose buckets are those of the previous page renders as it did then, and
+    in a strip that moved on (a new minute) or changed, only the new buckets
+    are rendered: most of a page's thousands of squares are copied. Each
+    rendering reads the previous renderings and keeps its own, which then
+    replace them; the memo holds the buckets too, so an object id it
+    remembers is never reused.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[Hashable, dict[Hashable, _Strip]] = {}
+
+    def open(self, key: Hashable) -> Renderings:
+        """Renderings for one answer; ``key`` is what else their text depends on (language)."""
+        return Renderings(self, key, self._previous.get(key, {}))
+
+    def _keep(self, key: Hashable, strips: dict[Hashable, _Strip]) -> None:
+        self._previous[key] = strips
+
+
+class Renderings:
+    """One answer's renderings of strips; :meth:`close` hands them to the memo."""
+
+    def __init__(self, memo: RenderMemo, key: Hashable, previous: dict[Hashable, _Strip]) -> None:
+        self._memo = memo
+        self._key = key
+        self._previous = previous
+        self._current: dict[Hashable, _Strip] = {}
+
+    def strip(
+        self,
+        key: Hashable,
+        buckets: list[Bucket],
+        separator: str,
+        render: Callable[..., str],
+        *args: Any,
+    ) -> str:
+        """``separator.join(render(bucket, *args) for each bucket)``, reusing earlier texts."""
+        previous = self._previous.get(key)
+        # List equality checks identity first: same objects, same text.
+        if previous is not None and previous[0] == buckets:
+            self._current[key] = previous
+            return previous[1]
+        known = previous[2] if previous is not None else {}
+        texts: dict[int, tuple[Bucket, str]] = {}
+        for bucket in buckets:
+            hit = known.get(id(bucket))
+            if hit is None or hit[0] is not bucket:
+                hit = (bucket, render(bucket, *args))
+            texts[id(bucket)] = hit
+        text = separator.join(hit[1] for hit in texts.values())
+        self._current[key] = (buckets, text, texts)
+        return text
+
+    def close(self) -> None:
+        self._memo._keep(self._key, self._current)
+
+
+def _square(
+    bucket: Bucket, fmt: str, tabindex: int, settings: Settings, t: Mapping[str, str]
+) -> str:
+    status = queries.status_of(bucket, settings)
+    label = bucket.start.strftime(fmt)
+    # Only numbers, dates and our own texts go into the tooltip, but it is
+    # escaped anyway so the square stays safe if a label ever carries user text.
+    tip = str(escape(_tooltip(label, bucket, t[status], t))).replace("\n", "&#10;")
+    return (
+        f'<span class="sq {STATUS_CLASSES[status]}" role="img"'
+        f' tabindex="{tabindex}" title="{tip}"></span>'
+    )
+
+
 def _squares(
     buckets: Sequence[Bucket],
     kind: str,
     settings: Settings,
     t: Mapping[str, str],
-    labels: dict[datetime, str] | None = None,
+    renderings: Renderings | None = None,
+    key: Hashable = None,
 ) -> Markup:
     """One strip of squares, built here rather than in Jinja: it is the page's hot loop.
 
-    Only numbers, dates and our own texts go into these strings, but they are
-    escaped anyway so the strip stays safe if a label ever carries user text.
-
-    :param labels: a cache of date labels shared by the strips of one page.
+    :param renderings: where to find squares rendered for the previous page.
+    :param key: which strip this is (the route), for ``renderings``.
     """
-    if labels is None:
-        labels = {}
     fmt = "%Y-%m-%d UTC" if kind == "day" else "%Y-%m-%d %H:%M UTC"
-    parts = []
-    last = len(buckets) - 1
-    for n, bucket in enumerate(buckets):
-        status = queries.status_of(bucket, settings)
-        label = labels.get(bucket.start)
-        if label is None:
-            label = labels[bucket.start] = bucket.start.strftime(fmt)
-        tip = str(escape(_tooltip(label, bucket, t[status], t))).replace("\n", "&#10;")
-        # One tab stop per strip (roving tabindex): the arrow keys move inside it.
-        parts.append(
-            f'<span class="sq {STATUS_CLASSES[status]}" role="img"'
-            f' tabindex="{0 if n == last else -1}" title="{tip}"></span>'
-        )
-    return Markup("".join(parts))
+    # One tab stop per strip (roving tabindex): the arrow keys move inside it.
+    # The last square holds it, so it is rendered afresh each time.
+    older, last = list(buckets[:-1]), buckets[-1]
+    if renderings is None or key is None:
+        text = "".join(_square(bucket, fmt, -1, settings, t) for bucket in older)
+    else:
+        text = renderings.strip((kind, key), older, "", _square, fmt, -1, settings, t)
+    return Markup(text + _square(last, fmt, 0, settings, t))
 
 
 def _counts_text(success: int, failure: int, t: Mapping[str, str]) -> str:
@@ -203,11 +255,8 @@ def _counts_text(success: int, failure: int, t: Mapping[str, str]) -> str:
 def _uptime_titles(route: RouteStatus, t: Mapping[str, str]) -> dict[str, str]:
     """The numbers behind the 7 d / 30 d / 90 d uptimes, from the day series."""
     titles = {"24h": t["uptime_24h"]}
-    for key, days in (("7d", 7), ("30d", 30), ("90d", 90)):
-        recent = route.days[-days:]
-        titles[key] = _counts_text(
-            sum(b.success for b in recent), sum(b.failure for b in recent), t
-        )
+    for key, (success, failure) in route.window_counts.items():
+        titles[key] = _counts_text(success, failure, t)
     return titles
 
 
@@ -255,54 +304,119 @@ def incident_impact(incident: Incident, settings: Settings) -> str:
     return "minor"
 
 
+def _component(route: RouteStatus) -> dict[str, Any]:
+    """A component of ``summary.json`` without its day and minute series."""
+    return {
+        "id": str(route.id),
+        "name": route.name,
+        "rule": route.rule,
+        "description": route.doc,
+        "position": route.position,
+        "status": route.status,
+        "updated_at": iso(route.last_data_at),
+        "uptime": {k: _percent(v) for k, v in route.uptime.items()},
+    }
+
+
+def _day_entry(bucket: Bucket) -> dict[str, Any]:
+    return _series_entry(bucket, "date", bucket.start.strftime("%Y-%m-%d"))
+
+
+def _minute_entry(bucket: Bucket) -> dict[str, Any]:
+    return _series_entry(bucket, "minute", iso(bucket.start) or "")
+
+
+def _summary_parts(
+    state: StatusState, snapshot: Snapshot, page_url: str, language: str
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """``summary.json``'s page, status and incidents."""
+    settings = state.settings
+    t = i18n.texts(language)
+    page = {
+        "name": page_title(state, t),
+        "url": page_url,
+        # The data changes once a minute; the minute keeps the ETag stable.
+        "updated_at": iso(queries.floor_minute(snapshot.now)),
+    }
+    status = {
+        "indicator": INDICATORS[snapshot.overall],
+        "description": t[banner_key(snapshot.overall, snapshot.routes)],
+    }
+    incidents = [
+        {
+            "id": incident.id,
+            "name": t["incident_name"].format(name=incident.route_name),
+            "status": "investigating" if incident.ongoing else "resolved",
+            "impact": incident_impact(incident, settings),
+            "created_at": iso(incident.start),
+            "resolved_at": None if incident.ongoing else iso(incident.end),
+            "component_ids": [str(incident.route_id)],
+            "failures": incident.failures,
+        }
+        for incident in snapshot.incidents[:INCIDENT_LIMIT]
+    ]
+    return page, status, incidents
+
+
 def build_summary(
     state: StatusState, snapshot: Snapshot, page_url: str, language: str = "en"
 ) -> dict[str, Any]:
     """The ``summary.json`` document of a snapshot (DESIGN.md's shape)."""
-    settings = state.settings
-    t = i18n.texts(language)
-    return {
-        "page": {
-            "name": page_title(state, t),
-            "url": page_url,
-            # The data changes once a minute; the minute keeps the ETag stable.
-            "updated_at": iso(queries.floor_minute(snapshot.now)),
-        },
-        "status": {
-            "indicator": INDICATORS[snapshot.overall],
-            "description": t[banner_key(snapshot.overall, snapshot.routes)],
-        },
-        "components": [
-            {
-                "id": str(route.id),
-                "name": route.name,
-                "rule": route.rule,
-                "description": route.doc,
-                "position": route.position,
-                "status": route.status,
-                "updated_at": iso(route.last_data_at),
-                "uptime": {k: _percent(v) for k, v in route.uptime.items()},
-                "days": [
-                    _series_entry(b, "date", b.start.strftime("%Y-%m-%d")) for b in route.days
-                ],
-                "minutes": [_series_entry(b, "minute", iso(b.start) or "") for b in route.minutes],
-            }
-            for route in snapshot.routes
-        ],
-        "incidents": [
-            {
-                "id": incident.id,
-                "name": t["incident_name"].format(name=incident.route_name),
-                "status": "investigating" if incident.ongoing else "resolved",
-                "impact": incident_impact(incident, settings),
-                "created_at": iso(incident.start),
-                "resolved_at": None if incident.ongoing else iso(incident.end),
-                "component_ids": [str(incident.route_id)],
-                "failures": incident.failures,
-            }
-            for incident in snapshot.incidents
-        ],
-    }
+    page, status, incidents = _summary_parts(state, snapshot, page_url, language)
+    components = [
+        {
+            **_component(route),
+            "days": [_day_entry(b) for b in route.days],
+            "minutes": [_minute_entry(b) for b in route.minutes],
+        }
+        for route in snapshot.routes
+    ]
+    return {"page": page, "status": status, "components": components, "incidents": incidents}
+
+
+def _entry_text(bucket: Bucket, entry: Callable[[Bucket], dict[str, Any]]) -> str:
+    return _dumps(entry(bucket))
+
+
+def _dumps(value: Any) -> str:
+    # The stdlib encoder, compact and unsorted: the host's JSON settings are
+    # the host's (DESIGN.md), and this is the largest answer of the page.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def summary_text(
+    state: StatusState,
+    snapshot: Snapshot,
+    page_url: str,
+    language: str = "en",
+    renderings: Renderings | None = None,
+) -> str:
+    """:func:`build_summary` as JSON text, series entries reused from ``renderings``.
+
+    The same text as ``_dumps(build_summary(...))``, put together from pieces
+    so that the 150 entries per route need not all be encoded again.
+    """
+    page, status, incidents = _summary_parts(state, snapshot, page_url, language)
+
+    def entries(route: RouteStatus, kind: str, entry: Callable[[Bucket], dict[str, Any]]) -> str:
+        buckets = route.days if kind == "days" else route.minutes
+        if renderings is None:
+            return ",".join(_entry_text(b, entry) for b in buckets)
+        return renderings.strip((kind, route.id), buckets, ",", _entry_text, entry)
+
+    components = ",".join(
+        _dumps(_component(route))[:-1]
+        + ',"days":['
+        + entries(route, "days", _day_entry)
+        + '],"minutes":['
+        + entries(route, "minutes", _minute_entry)
+        + "]}"
+        for route in snapshot.routes
+    )
+    return (
+        f'{{"page":{_dumps(page)},"status":{_dumps(status)},'
+        f'"components":[{components}],"incidents":{_dumps(incidents)}}}'
+    )
 
 
 def page_title(state: StatusState, t: Mapping[str, str]) -> str:
@@ -314,12 +428,12 @@ def page_title(state: StatusState, t: Mapping[str, str]) -> str:
 
 
 class PageCache:
-    """Rendered answers and snapshots for a few seconds, keyed by :func:`queries.data_version`.
+    """Rendered answers for a few seconds, keyed by the snapshot's version.
 
-    The key holds the database's fingerprint and the current minute, so new
-    data, a rename or a hidden route (from any process) gives a new key at
-    once; the time limit only bounds what the fingerprint cannot see (two
-    renames within one second on MySQL). ``ttl`` 0 turns caching off.
+    A snapshot's :attr:`~.snapshots.Snapshot.version` changes with its data
+    (from any process) and with the minute, so a cached answer is never older
+    than its data; the time limit just keeps the cache small. ``ttl`` 0 turns
+    caching off.
     """
 
     def __init__(self, ttl: float, size: int = 64) -> None:
@@ -327,10 +441,6 @@ class PageCache:
         self.size = size
         self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
-
-    def version(self, state: StatusState, now: datetime) -> Hashable:
-        """The database fingerprint at ``now`` (None, without a query, when off)."""
-        return queries.data_version(state, now) if self.ttl > 0 else None
 
     def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
         if self.ttl <= 0:
@@ -411,12 +521,11 @@ def make_blueprint(state: StatusState) -> Blueprint:
     vary = not configured_language
 
     cache = PageCache(page_cache_seconds(settings))
+    memo = RenderMemo()
 
-    def snapshot_at(version: Hashable, now: datetime) -> Snapshot:
-        snapshot: Snapshot = cache.get_or_build(
-            ("snapshot", version), lambda: take_snapshot(state, now)
-        )
-        return snapshot
+    def current() -> Snapshot:
+        state.route_ids()
+        return state.reader.snapshot()
 
     def render_page(snapshot: Snapshot | None, lang: str) -> str:
         t = i18n.texts(lang)
@@ -436,14 +545,13 @@ def make_blueprint(state: StatusState) -> Blueprint:
             ),
         }
         if snapshot is not None:
-            day_labels: dict[datetime, str] = {}
-            minute_labels: dict[datetime, str] = {}
+            renderings = memo.open(("page", lang))
             context["banner"] = t[banner_key(snapshot.overall, snapshot.routes)]
             context["rows"] = [
                 {
                     "route": route,
-                    "days": _squares(route.days, "day", settings, t, day_labels),
-                    "minutes": _squares(route.minutes, "minute", settings, t, minute_labels),
+                    "days": _squares(route.days, "day", settings, t, renderings, route.id),
+                    "minutes": _squares(route.minutes, "minute", settings, t, renderings, route.id),
                     "uptime": {k: _format_percent(v) for k, v in route.uptime.items()},
                     "uptime_titles": _uptime_titles(route, t),
                     "window": _window_title(route, settings, t),
@@ -458,8 +566,9 @@ def make_blueprint(state: StatusState) -> Blueprint:
                     "end": None if incident.ongoing else iso(incident.end),
                     "duration": _format_duration(incident.duration),
                 }
-                for incident in snapshot.incidents
+                for incident in snapshot.incidents[:INCIDENT_LIMIT]
             ]
+            renderings.close()
             # To the minute, like the data: the body (and its ETag) stays the same within one.
             context["updated"] = iso(queries.floor_minute(snapshot.now))
         # Data for the refresher script, embedded with tojson (escapes <, >, &, ').
@@ -483,12 +592,11 @@ def make_blueprint(state: StatusState) -> Blueprint:
 
     def index() -> Response:
         lang = language()
-        now = queries.utcnow()
         try:
-            version = cache.version(state, now)
+            snapshot = current()
             body = cache.get_or_build(
-                ("page", lang, request.host_url, version),
-                lambda: _etagged(render_page(snapshot_at(version, now), lang)),
+                ("page", lang, request.host_url, snapshot.version),
+                lambda: _etagged(render_page(snapshot, lang)),
             )
         except DATABASE_ERRORS as exc:
             log.warning("flask-server-status: status page without data: %s", exc)
@@ -498,18 +606,19 @@ def make_blueprint(state: StatusState) -> Blueprint:
 
     def summary() -> Response:
         lang = language()
-        now = queries.utcnow()
         page_url = url_for("flask_status.index", _external=True)
 
-        def build() -> tuple[bytes, str]:
-            document = build_summary(state, snapshot_at(version, now), page_url, lang)
-            # The stdlib encoder, compact and unsorted: the host's JSON settings are
-            # the host's (DESIGN.md), and this is the largest answer of the page.
-            return _etagged(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+        def build(snapshot: Snapshot) -> tuple[bytes, str]:
+            renderings = memo.open("summary")
+            text = summary_text(state, snapshot, page_url, lang, renderings)
+            renderings.close()
+            return _etagged(text)
 
         try:
-            version = cache.version(state, now)
-            body = cache.get_or_build(("summary", lang, page_url, version), build)
+            snapshot = current()
+            body = cache.get_or_build(
+                ("summary", lang, page_url, snapshot.version), lambda: build(snapshot)
+            )
         except DATABASE_ERRORS as exc:
             log.warning("flask-server-status: summary.json without data: %s", exc)
             response = Response(
@@ -524,8 +633,7 @@ def make_blueprint(state: StatusState) -> Blueprint:
         lang = language()
         t = i18n.texts(lang)
         try:
-            now = queries.utcnow()
-            found = queries.incidents(state, now=now, limit=50)
+            snapshot = current()
         except DATABASE_ERRORS as exc:
             log.warning("flask-server-status: history.atom without data: %s", exc)
             return _unavailable_headers(Response(t["unavailable"], 503, mimetype="text/plain"))
@@ -544,9 +652,9 @@ def make_blueprint(state: StatusState) -> Blueprint:
                     f" {t['failures']} {incident.failures:,}"
                 ),
             }
-            for incident in found
+            for incident in snapshot.incidents[:FEED_LIMIT]
         ]
-        updated = max((i.end for i in found), default=queries.floor_day(now))
+        updated = max((i.end for i in snapshot.incidents), default=queries.floor_day(snapshot.now))
         body = render_template(
             "flask_status/history.atom.xml",
             title=page_title(state, t),
@@ -562,9 +670,7 @@ def make_blueprint(state: StatusState) -> Blueprint:
         lang = language()
         t = i18n.texts(lang)
         try:
-            now = queries.utcnow()
-            snapshot = snapshot_at(cache.version(state, now), now)
-            routes = {r.id: r for r in snapshot.routes}
+            routes = {r.id: r for r in current().routes}
         except DATABASE_ERRORS as exc:
             log.warning("flask-server-status: badge without data: %s", exc)
             svg = _badge_svg("status", t["unavailable"].lower(), BADGE_COLOURS[NO_DATA])

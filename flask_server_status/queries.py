@@ -8,9 +8,10 @@ traffic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -30,6 +31,8 @@ NO_DATA = "no_data"
 STATUSES = (NO_DATA, OPERATIONAL, DEGRADED, PARTIAL_OUTAGE, MAJOR_OUTAGE)
 
 UPTIME_WINDOWS = {"24h": None, "7d": 7, "30d": 30, "90d": 90}
+#: Days of day buckets every route status is computed from: the longest uptime window.
+DAY_SPAN = 90
 
 
 @dataclass(slots=True)
@@ -102,6 +105,8 @@ class RouteStatus:
     last_data_at: datetime | None
     #: When the route's name, description or visibility last changed.
     updated_at: datetime | None
+    #: (successes, failures) behind the "7d", "30d" and "90d" uptimes.
+    window_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,6 +140,10 @@ def utcnow() -> datetime:
 
 def floor_minute(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def floor_day(moment: datetime) -> datetime:
@@ -198,11 +207,9 @@ def visible_routes(conn: sa.Connection, include_hidden: bool = False) -> list[sa
 
 
 def minute_series(
-    conn: sa.Connection, route_ids: Sequence[int], since: datetime
+    conn: sa.Connection, *where: sa.ColumnElement[bool]
 ) -> dict[int, dict[datetime, Bucket]]:
-    """Per route, per minute since ``since``: the minute rows summed by outcome."""
-    if not route_ids:
-        return {}
+    """Per route, per minute: the minute rows that match ``where``, summed by outcome."""
     outcome_sum = [
         sa.func.sum(sa.case((Log.outcome == code, Log.count), else_=0)).label(f"o{code}")
         for code in (SUCCESS, FAILURE, NEUTRAL)
@@ -217,7 +224,7 @@ def minute_series(
             sa.func.max(Log.latency_max),
             *(sa.func.sum(getattr(Log, c)) for c in HISTOGRAM_COLUMNS),
         )
-        .where(Log.route_id.in_(route_ids), Log.minute >= since)
+        .where(*where)
         .group_by(Log.route_id, Log.minute)
     )
     series: dict[int, dict[datetime, Bucket]] = {}
@@ -226,33 +233,31 @@ def minute_series(
     return series
 
 
-def _rollup_series(
-    conn: sa.Connection,
-    model: type[LogDay] | type[LogHour],
-    column: sa.orm.InstrumentedAttribute,
-    route_ids: Sequence[int],
-    since: datetime,
+def day_series(
+    conn: sa.Connection, *where: sa.ColumnElement[bool]
 ) -> dict[int, dict[datetime, Bucket]]:
-    if not route_ids:
-        return {}
-    query = sa.select(model.route_id, column, *_rollup_columns(model)).where(
-        model.route_id.in_(route_ids), column >= since
-    )
+    """Per route, per UTC day: the day roll-ups that match ``where``."""
+    query = sa.select(LogDay.route_id, LogDay.day, *_rollup_columns(LogDay)).where(*where)
     series: dict[int, dict[datetime, Bucket]] = {}
     for row in conn.execute(query):
         series.setdefault(row[0], {})[row[1]] = _bucket_from_row(row[1], row[2:])
     return series
 
 
-def _uptime_since(
-    conn: sa.Connection, route_ids: Sequence[int], since: datetime
+def uptime_24h_of(
+    conn: sa.Connection, route_ids: Sequence[int], now: datetime
 ) -> dict[int, float | None]:
-    """Per route, uptime over the hour roll-ups since ``since``, summed by the database."""
+    """Per route, uptime over the hour roll-ups of the 24 hours up to ``now``."""
     if not route_ids:
         return {}
+    this_hour = floor_hour(now)
     query = (
         sa.select(LogHour.route_id, sa.func.sum(LogHour.success), sa.func.sum(LogHour.failure))
-        .where(LogHour.route_id.in_(route_ids), LogHour.hour >= since)
+        .where(
+            LogHour.route_id.in_(route_ids),
+            LogHour.hour >= this_hour - timedelta(hours=23),
+            LogHour.hour <= this_hour,
+        )
         .group_by(LogHour.route_id)
     )
     uptime: dict[int, float | None] = {}
@@ -269,17 +274,17 @@ def _sum(start: datetime, buckets: Iterable[Bucket]) -> Bucket:
     return total
 
 
-def _uptime(buckets: Iterable[Bucket]) -> float | None:
-    """The uptime of the buckets together, as :attr:`Bucket.uptime` of their sum.
-
-    Sums only the two counts uptime needs: summing whole buckets (histograms
-    included) over 90 days x 3 windows was a third of the page's time.
-    """
+def _window_counts(days: Sequence[Bucket]) -> dict[str, tuple[int, int]]:
+    """(successes, failures) of the last 7, 30 and 90 of ``days``, in one pass."""
+    ends = {length: label for label, length in UPTIME_WINDOWS.items() if length}
+    counts: dict[str, tuple[int, int]] = {}
     success = failure = 0
-    for bucket in buckets:
+    for n, bucket in enumerate(reversed(days), 1):
         success += bucket.success
         failure += bucket.failure
-    return 100.0 * success / (success + failure) if success + failure else None
+        if n in ends:
+            counts[ends[n]] = (success, failure)
+    return counts
 
 
 def route_statuses(
@@ -291,6 +296,10 @@ def route_statuses(
 ) -> list[RouteStatus]:
     """Every visible route with its status, uptimes, day and minute series.
 
+    Reads everything it needs from the database on every call; the page reads
+    the same through :class:`~.snapshots.SnapshotReader`, which keeps what
+    has not changed.
+
     :param now: the moment to look from (default: now, UTC).
     :param days: length of the day series (default 90, the page's strip).
     :param minutes: length of the minute series (default 60).
@@ -300,43 +309,60 @@ def route_statuses(
     now = (now or utcnow()).astimezone(timezone.utc)
     this_minute = floor_minute(now)
     today = floor_day(now)
-    hour_start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-    fetch_minutes = max(minutes, settings.status_window)
-    minute_since = this_minute - timedelta(minutes=fetch_minutes - 1)
-    longest = max(days, *(d for d in UPTIME_WINDOWS.values() if d))
-    day_since = today - timedelta(days=longest - 1)
+    minute_since = this_minute - timedelta(minutes=max(minutes, settings.status_window) - 1)
+    day_since = today - timedelta(days=max(days, DAY_SPAN) - 1)
 
     with state.engine.connect() as conn:
         rows = visible_routes(conn, include_hidden)
         ids = [row.id for row in rows]
-        by_minute = minute_series(conn, ids, minute_since)
-        uptime_24h = _uptime_since(conn, ids, hour_start)
-        by_day = _rollup_series(conn, LogDay, LogDay.day, ids, day_since)
+        by_minute = minute_series(
+            conn, Log.route_id.in_(ids), Log.minute >= minute_since, Log.minute <= this_minute
+        )
+        uptime_24h = uptime_24h_of(conn, ids, now)
+        by_day = day_series(
+            conn, LogDay.route_id.in_(ids), LogDay.day >= day_since, LogDay.day <= today
+        )
+    return assemble_statuses(rows, by_minute, by_day, uptime_24h, now, settings, days, minutes)
 
+
+def assemble_statuses(
+    rows: Sequence[sa.Row],
+    by_minute: Mapping[int, Mapping[datetime, Bucket]],
+    by_day: Mapping[int, Mapping[datetime, Bucket]],
+    uptime_24h: Mapping[int, float | None],
+    now: datetime,
+    settings: Settings,
+    days: int = 90,
+    minutes: int = 60,
+) -> list[RouteStatus]:
+    """Routes as the page shows them, from their buckets per minute and per day.
+
+    Looks buckets up by start, so the mappings may hold more than the windows
+    (the snapshot reader keeps buckets across calls); a bucket missing from
+    them is an empty one.
+    """
+    this_minute = floor_minute(now)
+    today = floor_day(now)
+    window_length = settings.status_window
+    fetched = max(minutes, window_length)
+    minute_starts = [this_minute - timedelta(minutes=n) for n in range(fetched - 1, -1, -1)]
+    span = max(days, DAY_SPAN)
+    day_starts = [today - timedelta(days=n) for n in range(span - 1, -1, -1)]
+    empty: dict[datetime, Bucket] = {}
     result = []
-    window_since = this_minute - timedelta(minutes=settings.status_window - 1)
     for row in rows:
-        # Minutes after `now` exist when looking at the past (or a host's clock is
-        # ahead); they belong to no window seen from `now`.
-        route_minutes = {m: b for m, b in by_minute.get(row.id, {}).items() if m <= this_minute}
-        route_days = by_day.get(row.id, {})
-        window = _sum(window_since, (b for m, b in route_minutes.items() if m >= window_since))
-        minute_list = [
-            route_minutes.get(start) or Bucket(start=start)
-            for start in (this_minute - timedelta(minutes=n) for n in range(minutes - 1, -1, -1))
-        ]
-        day_list = [
-            route_days.get(start) or Bucket(start=start)
-            for start in (today - timedelta(days=n) for n in range(days - 1, -1, -1))
-        ]
+        route_minutes = by_minute.get(row.id, empty)
+        route_days = by_day.get(row.id, empty)
+        minute_list = [route_minutes.get(start) or Bucket(start=start) for start in minute_starts]
+        day_list = [route_days.get(start) or Bucket(start=start) for start in day_starts]
+        window = _sum(minute_starts[-window_length], minute_list[-window_length:])
+        counts = _window_counts(day_list)
         uptime: dict[str, float | None] = {"24h": uptime_24h.get(row.id)}
-        for label, length in UPTIME_WINDOWS.items():
-            if length:
-                since = today - timedelta(days=length - 1)
-                uptime[label] = _uptime(b for d, b in route_days.items() if d >= since)
-        last = max((m for m, b in route_minutes.items() if b.total), default=None)
+        for label, (success, failure) in counts.items():
+            uptime[label] = 100.0 * success / (success + failure) if success + failure else None
+        last = next((b.start for b in reversed(minute_list) if b.total), None)
         if last is None:
-            last = max((d for d, b in route_days.items() if b.total), default=None)
+            last = next((b.start for b in reversed(day_list) if b.total), None)
         result.append(
             RouteStatus(
                 id=row.id,
@@ -349,10 +375,11 @@ def route_statuses(
                 status=status_of(window, settings),
                 window=window,
                 uptime=uptime,
-                days=day_list,
-                minutes=minute_list,
+                days=day_list[-days:],
+                minutes=minute_list[-minutes:],
                 last_data_at=last,
                 updated_at=row.updated_at,
+                window_counts=counts,
             )
         )
     return result
@@ -369,7 +396,7 @@ def window_totals(
     with state.engine.connect() as conn:
         if route_ids is None:
             route_ids = [row.id for row in visible_routes(conn, include_hidden=True)]
-        series = _rollup_series(conn, LogDay, LogDay.day, route_ids, since)
+        series = day_series(conn, LogDay.route_id.in_(route_ids), LogDay.day >= since)
     return {route_id: _sum(since, series.get(route_id, {}).values()) for route_id in route_ids}
 
 
@@ -392,30 +419,79 @@ def incidents(
     state.route_ids()
     now = (now or utcnow()).astimezone(timezone.utc)
     this_minute = floor_minute(now)
-    since = since or this_minute - timedelta(days=settings.minute_retention_days)
-    failures = sa.func.sum(sa.case((Log.outcome == FAILURE, Log.count), else_=0))
-    successes = sa.func.sum(sa.case((Log.outcome == SUCCESS, Log.count), else_=0))
+    since = since or incident_since(now, settings)
     with state.engine.connect() as conn:
         routes = {row.id: row for row in visible_routes(conn, include_hidden)}
         if not routes:
             return []
-        query = (
-            sa.select(Log.route_id, Log.minute, failures, successes)
-            .where(Log.minute >= since, Log.minute <= this_minute)
-            .where(Log.route_id.in_(list(routes)))
-            .group_by(Log.route_id, Log.minute)
-            # Only failing minutes leave the database: failures / (failures +
-            # successes) >= the threshold, multiplied out to stay in integers.
-            .having(failures > 0)
-            .having(failures >= (failures + successes) * settings.partial_outage_ratio)
-            .order_by(Log.route_id, Log.minute)
+        failing = failing_minutes(
+            conn,
+            settings.partial_outage_ratio,
+            Log.minute >= since,
+            Log.minute <= this_minute,
+            Log.route_id.in_(list(routes)),
         )
-        failing = [
-            (route_id, minute, int(fail), int(fail) + int(ok))
-            for route_id, minute, fail, ok in conn.execute(query)
-            if int(fail) / (int(fail) + int(ok)) >= settings.partial_outage_ratio
-        ]
+    return merge_incidents(failing, routes, now, settings, limit)
 
+
+def incident_since(now: datetime, settings: Settings) -> datetime:
+    """The oldest minute incidents are looked for in: the minute retention."""
+    return floor_minute(now) - timedelta(days=settings.minute_retention_days)
+
+
+def is_failing(failures: int, successes: int, ratio: float) -> bool:
+    """Whether a minute with these counts fails: its failure ratio reaches ``ratio``."""
+    return failures > 0 and failures / (failures + successes) >= ratio
+
+
+#: One failing minute: route id, minute, failures, classified requests.
+FailingMinute = tuple[int, datetime, int, int]
+
+
+def failing_minutes(
+    conn: sa.Connection, ratio: float, *where: sa.ColumnElement[bool]
+) -> list[FailingMinute]:
+    """The failing minutes among the minute rows that match ``where``, by route and minute."""
+    failures = sa.func.sum(sa.case((Log.outcome == FAILURE, Log.count), else_=0))
+    successes = sa.func.sum(sa.case((Log.outcome == SUCCESS, Log.count), else_=0))
+    # Only (nearly) failing minutes leave the database: the ratio as a fraction,
+    # multiplied out to stay in exact integers; is_failing() has the last word.
+    num, den = Fraction(str(ratio)).limit_denominator(1_000_000).as_integer_ratio()
+    query = (
+        sa.select(Log.route_id, Log.minute, failures, successes)
+        .where(*where)
+        .group_by(Log.route_id, Log.minute)
+        .having(failures > 0)
+        .having(failures * den >= (failures + successes) * num)
+        .order_by(Log.route_id, Log.minute)
+    )
+    found = []
+    for route_id, minute, fail, ok in conn.execute(query):
+        fail, ok = int(fail), int(ok)
+        if is_failing(fail, ok, ratio):
+            found.append((route_id, minute, fail, fail + ok))
+    return found
+
+
+def merge_incidents(
+    failing: Iterable[FailingMinute],
+    routes: Mapping[int, sa.Row],
+    now: datetime,
+    settings: Settings,
+    limit: int | None = None,
+) -> list[Incident]:
+    """Incidents, newest first, from failing minutes sorted by route and minute."""
+    return finish_incidents(chain_incidents(failing, routes, settings), now, settings, limit)
+
+
+def chain_incidents(
+    failing: Iterable[FailingMinute], routes: Mapping[int, sa.Row], settings: Settings
+) -> list[Incident]:
+    """Failing minutes (sorted by route and minute) chained into runs, in the same order.
+
+    Minutes at most ``FLASK_STATUS_INCIDENT_GAP`` minutes apart share a run.
+    None is marked ongoing yet: :func:`finish_incidents` does that.
+    """
     gap = timedelta(minutes=settings.incident_gap + 1)
     found: list[Incident] = []
     current: Incident | None = None
@@ -439,46 +515,15 @@ def incidents(
             peak_ratio=fail / classified,
         )
         found.append(current)
-    recent = this_minute - timedelta(minutes=max(1, settings.incident_gap))
+    return found
+
+
+def finish_incidents(
+    found: list[Incident], now: datetime, settings: Settings, limit: int | None = None
+) -> list[Incident]:
+    """``found`` newest first, at most ``limit``, those still failing at ``now`` ongoing."""
+    recent = floor_minute(now) - timedelta(minutes=max(1, settings.incident_gap))
     for incident in found:
         incident.ongoing = incident.end > recent
     found.sort(key=lambda i: (i.start, i.route_id), reverse=True)
     return found[:limit] if limit is not None else found
-
-
-def data_version(state: StatusState, now: datetime | None = None) -> tuple:
-    """A cheap fingerprint of everything :func:`route_statuses` and :func:`incidents` read.
-
-    Two small aggregates: the day roll-ups of the last 90 days (every write
-    adds to them, a purge removes from them) and the route table (rows,
-    hidden flags, positions, text lengths, latest change); with the current
-    minute, since the windows move with it. Equal fingerprints at the same
-    minute mean equal results, except for a rename to a text of the same
-    length within the second of the previous change on a database that keeps
-    whole seconds (MySQL): callers cache for a few seconds at most.
-    """
-    state.route_ids()
-    now = (now or utcnow()).astimezone(timezone.utc)
-    since = floor_day(now) - timedelta(days=89)
-    with state.engine.connect() as conn:
-        days = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(LogDay.total), 0),
-                sa.func.coalesce(sa.func.sum(LogDay.failure), 0),
-            ).where(LogDay.day >= since)
-        ).one()
-        routes = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.max(Route.updated_at),
-                sa.func.coalesce(sa.func.sum(sa.case((Route.hidden == sa.true(), 1), else_=0)), 0),
-                sa.func.coalesce(sa.func.sum(Route.position), 0),
-                # A rename within the second of the last change (MySQL keeps whole
-                # seconds) still changes this, unless the length stays the same.
-                sa.func.coalesce(
-                    sa.func.sum(sa.func.length(Route.name) + sa.func.length(Route.doc)), 0
-                ),
-            )
-        ).one()
-    return (floor_minute(now), *(int(v) for v in days), routes[0], routes[1], *map(int, routes[2:]))

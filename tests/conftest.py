@@ -27,7 +27,9 @@ from flask_server_status.models import Base
 POSTGRES_URL = os.environ.get(
     "FLASK_STATUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-MYSQL_URL = os.environ.get("FLASK_STATUS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+MYSQL_URL = os.environ.get(
+    "FLASK_STATUS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
 REQUIRE_DATABASES = os.environ.get("FLASK_STATUS_REQUIRE_DATABASES") == "1"
 
 _reachable: dict[str, str | None] = {}

@@ -62,7 +62,7 @@ def component(document: dict[str, Any], rule: str) -> dict[str, Any]:
 def summary_at(app: Flask, now: datetime) -> dict[str, Any]:
     state = get_state(app)
     with app.test_request_context("/status"):
-        snapshot = page.take_snapshot(state, now=now)
+        snapshot = state.reader.snapshot(now)
         return page.build_summary(state, snapshot, "http://localhost/status")
 
 
@@ -281,7 +281,7 @@ def test_scripted_outage_gives_one_five_minute_incident(db_url, make_app):
 
     # The page lists it with start, end and duration.
     with app.test_request_context("/status"):
-        snapshot = page.take_snapshot(state, now=end_of_run)
+        snapshot = state.reader.snapshot(end_of_run)
     assert [i.duration for i in snapshot.incidents] == [timedelta(minutes=5)]
 
 
@@ -598,9 +598,13 @@ def test_bench_page_smoke(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads(out.read_text())
-    assert [r["requests"] for r in results] == [1_000, 1_490, 1_000_000]
-    assert results[1]["slots"] == results[2]["slots"] == 5 * (89 + 60)
+    # The three histories, each written whole through the store.
+    assert [r["history"] for r in results] == ["1 thousand", "same rows", "1 million"]
+    assert results[0]["requests"] == 1_000
+    assert results[2]["requests"] == 1_000_000
     for r in results:
-        assert min(r["cold_page_ms"], r["warm_page_ms"], r["cold_summary_ms"]) > 0
-        assert r["page_bytes"] > 0 and r["summary_bytes"] > 0
+        for mode in ("first", "new", "unchanged"):
+            assert r[f"{mode}_page_ms"] > 0 and r[f"{mode}_summary_ms"] > 0, r
+        assert r["page_bytes"] > 10_000 and r["summary_bytes"] > 10_000, r
+    assert "After new data" in proc.stdout
     assert (docs.stat().st_mtime_ns if docs.exists() else None) == before

@@ -1,0 +1,426 @@
+"""What the status page shows, read incrementally: only what changed since the last look.
+
+A page shows, per route, 90 day buckets, the last hour of minute buckets and
+a week of incidents. Reading all of that for every view costs about a second
+on SQLite once 50 busy routes have a week of minute rows, although almost all
+of it is finished history: a flush adds to the current minute, hour and day,
+and only late flushes, purges and retention ever touch the rest.
+
+So :class:`SnapshotReader` keeps what it read, and each snapshot first asks
+the database for *fingerprints*: ``(rows, requests)`` per day of the last 90,
+per minute of the last hour, and per hour of the days that changed. It then
+re-reads only the days and minutes, and re-scans for failing minutes only the
+finished hours, whose fingerprint moved. This is exact, not a time-based
+cache: every write adds at least one request to each row it touches and to
+their hour and day roll-ups in the same transaction, so an unchanged
+fingerprint means unchanged rows. A purge removes rows (the row count
+drops); and since a purge hides its route, a route leaving the page makes the
+reader start over.
+
+Unchanged buckets stay the same objects from one snapshot to the next, which
+lets the page reuse their rendering (see :mod:`.page`). A snapshot's
+:attr:`Snapshot.version` changes whenever anything in it may have changed.
+
+The first snapshot of a process reads everything, as :func:`.queries.route_statuses`
+and :func:`.queries.incidents` do; ``bench/page.py`` measures both cases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from . import queries
+from .models import Log, LogDay, LogHour
+from .queries import Bucket, FailingMinute, Incident, RouteStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .config import Settings
+    from .extension import StatusState
+
+#: Fingerprint of a day, hour or minute with no rows.
+EMPTY = (0, 0)
+#: The newest incidents a snapshot holds: the page and summary.json show 10,
+#: the Atom feed 50.
+INCIDENTS_KEPT = 50
+
+Fingerprint = tuple[int, int]
+
+
+@dataclass
+class Snapshot:
+    """What one rendering of the page shows."""
+
+    now: datetime
+    routes: list[RouteStatus]
+    #: The newest :data:`INCIDENTS_KEPT` incidents of the minute retention, newest first.
+    incidents: list[Incident]
+    overall: str
+    #: Equal versions mean equal contents; None for a snapshot read without a reader.
+    version: Hashable = None
+
+
+def take_snapshot(state: StatusState, now: datetime | None = None) -> Snapshot:
+    """Read a snapshot at ``now`` straight from the database, keeping nothing.
+
+    :raises sqlalchemy.exc.SQLAlchemyError: when the database cannot answer.
+    """
+    now = (now or queries.utcnow()).astimezone(timezone.utc)
+    routes = queries.route_statuses(state, now=now)
+    found = queries.incidents(state, now=now, limit=INCIDENTS_KEPT)
+    return Snapshot(now, routes, found, queries.overall_status(r.status for r in routes))
+
+
+def _fingerprints(conn: sa.Connection, query: sa.Select) -> dict[datetime, Fingerprint]:
+    return {start: (int(rows), int(total or 0)) for start, rows, total in conn.execute(query)}
+
+
+def _runs(hours: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted hours as ``(first, last)`` runs of consecutive hours."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if runs and hour - runs[-1][1] == timedelta(hours=1):
+            runs[-1] = (runs[-1][0], hour)
+        else:
+            runs.append((hour, hour))
+    return runs
+
+
+class SnapshotReader:
+    """Snapshots of one app's status data, each reading only what changed.
+
+    One per app and process (the page blueprint makes it); thread-safe: one
+    snapshot is read at a time and the others wait for it. Snapshots, their
+    routes and buckets are shared: read them, never change them.
+
+    :param engine: the engine of the ``flask_status`` bind.
+    :param settings: the app's settings (thresholds, windows, retention).
+    """
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._last: Snapshot | None = None
+        self._routes: list[sa.Row] = []
+        self._visible: set[int] = set()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every kept bucket and scan: the next snapshot reads everything."""
+        self._day_prints: dict[datetime, Fingerprint] = {}
+        self._by_day: dict[int, dict[datetime, Bucket]] = {}
+        self._minute_prints: dict[datetime, Fingerprint] = {}
+        self._by_minute: dict[int, dict[datetime, Bucket]] = {}
+        #: Finished hours' failing minutes, and the hour's fingerprint when scanned.
+        self._hour_prints: dict[datetime, Fingerprint] = {}
+        self._failing: dict[datetime, list[FailingMinute]] = {}
+        #: Past days whose finished hours were all checked, at this day fingerprint.
+        self._checked_days: dict[datetime, Fingerprint] = {}
+        #: Runs of the finished hours after the oldest one, per route, and their key.
+        self._runs: dict[int, list[Incident]] = {}
+        self._runs_key: object = None
+        self._generation += 1
+
+    def snapshot(self, now: datetime | None = None) -> Snapshot:
+        """The page's data at ``now`` (default: the current time), visible routes only.
+
+        :raises sqlalchemy.exc.SQLAlchemyError: when the database cannot answer.
+        """
+        now = (now or queries.utcnow()).astimezone(timezone.utc)
+        with self._lock:
+            with self.engine.connect() as conn:
+                self._read_routes(conn)
+                day_prints = self._read_days(conn, now)
+                self._read_minutes(conn, now)
+                self._scan_hours(conn, now, day_prints)
+                version = (queries.floor_minute(now), self._generation)
+                if self._last is not None and self._last.version == version:
+                    return self._last
+                visible = [row for row in self._routes if row.id in self._visible]
+                uptime_24h = queries.uptime_24h_of(conn, [row.id for row in visible], now)
+            routes = queries.assemble_statuses(
+                visible, self._by_minute, self._by_day, uptime_24h, now, self.settings
+            )
+            found = self._incidents(now, visible)
+            snapshot = Snapshot(
+                now,
+                routes,
+                found,
+                queries.overall_status(r.status for r in routes),
+                version,
+            )
+            self._last = snapshot
+            return snapshot
+
+    # -- reading what changed ---------------------------------------------------------
+
+    def _read_routes(self, conn: sa.Connection) -> None:
+        # The route table is small: reading it whole is cheaper than doubting
+        # a fingerprint of renames (MySQL keeps whole seconds of updated_at).
+        rows = queries.visible_routes(conn, include_hidden=True)
+        if rows == self._routes:
+            return
+        visible = {row.id for row in rows if not row.hidden}
+        if self._visible - visible:
+            # A route left the page: hidden, perhaps purged. Start over rather
+            # than trust fingerprints across a deletion.
+            self._forget()
+        self._routes, self._visible = rows, visible
+        # New routes get empty buckets in what is kept, as a read would give them.
+        self._store(self._by_day, {}, list(self._day_prints), only_missing=True)
+        self._store(self._by_minute, {}, list(self._minute_prints), only_missing=True)
+        self._generation += 1
+
+    def _read_days(self, conn: sa.Connection, now: datetime) -> dict[datetime, Fingerprint]:
+        """Re-read the day buckets whose fingerprint moved; return every day's fingerprint."""
+        today = queries.floor_day(now)
+        starts = [today - timedelta(days=n) for n in range(queries.DAY_SPAN - 1, -1, -1)]
+        oldest = min(starts[0], queries.floor_day(queries.incident_since(now, self.settings)))
+        prints = _fingerprints(
+            conn,
+            sa.select(LogDay.day, sa.func.count(), sa.func.sum(LogDay.total))
+            .where(LogDay.day >= oldest, LogDay.day <= today)
+            .group_by(LogDay.day),
+        )
+        stale = [d for d in starts if self._day_prints.get(d) != prints.get(d, EMPTY)]
+        if stale:
+            fresh = queries.day_series(conn, LogDay.day.in_(stale))
+            self._store(self._by_day, fresh, stale)
+            for day in stale:
+                self._day_prints[day] = prints.get(day, EMPTY)
+            self._generation += 1
+        self._evict(self._by_day, self._day_prints, starts[0], today)
+        return prints
+
+    def _read_minutes(self, conn: sa.Connection, now: datetime) -> None:
+        this_minute = queries.floor_minute(now)
+        length = max(60, self.settings.status_window)
+        since = this_minute - timedelta(minutes=length - 1)
+        starts = [this_minute - timedelta(minutes=n) for n in range(length - 1, -1, -1)]
+        prints = _fingerprints(
+            conn,
+            sa.select(Log.minute, sa.func.count(), sa.func.sum(Log.count))
+            .where(Log.minute >= since, Log.minute <= this_minute)
+            .group_by(Log.minute),
+        )
+        stale = [m for m in starts if self._minute_prints.get(m) != prints.get(m, EMPTY)]
+        if stale:
+            fresh = queries.minute_series(conn, Log.minute.in_(stale))
+            self._store(self._by_minute, fresh, stale)
+            for minute in stale:
+                self._minute_prints[minute] = prints.get(minute, EMPTY)
+            self._generation += 1
+        self._evict(self._by_minute, self._minute_prints, since, this_minute)
+
+    def _scan_hours(
+        self, conn: sa.Connection, now: datetime, day_prints: dict[datetime, Fingerprint]
+    ) -> None:
+        """Re-scan for failing minutes the finished hours whose fingerprint moved.
+
+        The current hour's failing minutes come from the minute buckets; a past
+        day's hours are only looked at when the day's fingerprint moved.
+        """
+        this_hour = queries.floor_hour(now)
+        today = queries.floor_day(now)
+        first_hour = queries.floor_hour(queries.incident_since(now, self.settings))
+        first_day = queries.floor_day(first_hour)
+        days = [first_day + timedelta(days=n) for n in range((today - first_day).days + 1)]
+        unchecked = [
+            d for d in days if d == today or self._checked_days.get(d) != day_prints.get(d, EMPTY)
+        ]
+        start = max(first_hour, unchecked[0])
+        if start < this_hour:
+            prints = _fingerprints(
+                conn,
+                sa.select(LogHour.hour, sa.func.count(), sa.func.sum(LogHour.total))
+                .where(LogHour.hour >= start, LogHour.hour < this_hour)
+                .group_by(LogHour.hour),
+            )
+            checked = set(unchecked)
+            hours = []
+            hour = start
+            while hour < this_hour:
+                if queries.floor_day(hour) in checked and self._hour_prints.get(hour) != prints.get(
+                    hour, EMPTY
+                ):
+                    hours.append(hour)
+                hour += timedelta(hours=1)
+            for first, last in _runs(hours):
+                found = queries.failing_minutes(
+                    conn,
+                    self.settings.partial_outage_ratio,
+                    Log.minute >= first,
+                    Log.minute < last + timedelta(hours=1),
+                )
+                by_hour: dict[datetime, list[FailingMinute]] = {}
+                for item in found:
+                    by_hour.setdefault(queries.floor_hour(item[1]), []).append(item)
+                hour = first
+                while hour <= last:
+                    self._failing[hour] = by_hour.get(hour, [])
+                    self._hour_prints[hour] = prints.get(hour, EMPTY)
+                    hour += timedelta(hours=1)
+            if hours:
+                self._generation += 1
+                self._runs_key = None
+        for day in unchecked:
+            if day != today:
+                self._checked_days[day] = day_prints.get(day, EMPTY)
+        for kept in (self._failing, self._hour_prints):
+            for hour in [h for h in kept if h < first_hour or h >= this_hour]:
+                del kept[hour]
+        for day in [d for d in self._checked_days if d < first_day or d >= today]:
+            del self._checked_days[day]
+
+    def _incidents(self, now: datetime, visible: list[sa.Row]) -> list[Incident]:
+        """The newest incidents of visible routes, as :func:`.queries.incidents` finds them.
+
+        Runs of failing minutes are chained in three parts: the oldest hour of
+        the window (cut at the window's start, which moves every minute), the
+        finished hours after it (kept until an hour is re-scanned or the hour
+        changes) and the current hour (from the minute buckets). Parts are in
+        time order, so the runs of the whole are those of the parts, joined
+        where the gap between two parts is short; and only each route's newest
+        runs can be among the newest of all.
+        """
+        settings = self.settings
+        since = queries.incident_since(now, settings)
+        this_minute = queries.floor_minute(now)
+        this_hour = queries.floor_hour(now)
+        first_hour = queries.floor_hour(since)
+        routes = {row.id: row for row in self._routes}
+        ratio = settings.partial_outage_ratio
+
+        head: list[FailingMinute] = []
+        if first_hour < this_hour:
+            head = [
+                item
+                for item in self._failing.get(first_hour, [])
+                if item[1] >= since and item[0] in routes
+            ]
+        tail: list[FailingMinute] = []
+        minute = max(this_hour, since)
+        while minute <= this_minute:
+            for route_id, buckets in self._by_minute.items():
+                bucket = buckets.get(minute)
+                if (
+                    bucket is not None
+                    and bucket.failure
+                    and route_id in routes
+                    and queries.is_failing(bucket.failure, bucket.success, ratio)
+                ):
+                    tail.append((route_id, minute, bucket.failure, bucket.classified))
+            minute += timedelta(minutes=1)
+        tail.sort(key=lambda item: (item[0], item[1]))
+        parts = [
+            _by_route(queries.chain_incidents(head, routes, settings)),
+            self._middle_runs(first_hour, this_hour, routes),
+            _by_route(queries.chain_incidents(tail, routes, settings)),
+        ]
+        gap = timedelta(minutes=settings.incident_gap + 1)
+        found = [
+            # Copies: the kept runs stay as they are, with today's names.
+            replace(run, route_name=row.name, rule=row.rule)
+            for row in visible
+            for run in _joined([part.get(row.id, []) for part in parts], gap, INCIDENTS_KEPT)
+        ]
+        return queries.finish_incidents(found, now, settings, INCIDENTS_KEPT)
+
+    def _middle_runs(
+        self, first_hour: datetime, this_hour: datetime, routes: dict[int, sa.Row]
+    ) -> dict[int, list[Incident]]:
+        """Per route, the runs of the finished hours after ``first_hour``."""
+        key = (first_hour, this_hour)
+        if key != self._runs_key:
+            failing: dict[int, list[FailingMinute]] = {}
+            for hour in sorted(self._failing):
+                if first_hour < hour < this_hour:
+                    for item in self._failing[hour]:
+                        failing.setdefault(item[0], []).append(item)
+            self._runs = {
+                route_id: queries.chain_incidents(items, routes, self.settings)
+                for route_id, items in failing.items()
+                if route_id in routes
+            }
+            self._runs_key = key
+        return self._runs
+
+    # -- keeping buckets ----------------------------------------------------------------
+
+    def _store(
+        self,
+        kept: dict[int, dict[datetime, Bucket]],
+        fresh: dict[int, dict[datetime, Bucket]],
+        starts: Iterable[datetime],
+        only_missing: bool = False,
+    ) -> None:
+        """Replace the buckets of ``starts`` with ``fresh`` ones, empty where none.
+
+        Every route gets a bucket for every start, so that an empty one, too,
+        stays the same object until its data changes.
+        """
+        ids = {row.id for row in self._routes} | set(fresh)
+        for start in starts:
+            for route_id in ids:
+                buckets = kept.setdefault(route_id, {})
+                if only_missing and start in buckets:
+                    continue
+                buckets[start] = fresh.get(route_id, {}).get(start) or Bucket(start=start)
+
+    @staticmethod
+    def _evict(
+        kept: dict[int, dict[datetime, Bucket]],
+        prints: dict[datetime, Fingerprint],
+        oldest: datetime,
+        newest: datetime,
+    ) -> None:
+        """Forget buckets outside ``oldest``-``newest``: the windows moved on."""
+        gone = [start for start in prints if start < oldest or start > newest]
+        for start in gone:
+            del prints[start]
+            for buckets in kept.values():
+                buckets.pop(start, None)
+
+
+def _by_route(runs: list[Incident]) -> dict[int, list[Incident]]:
+    grouped: dict[int, list[Incident]] = {}
+    for run in runs:
+        grouped.setdefault(run.route_id, []).append(run)
+    return grouped
+
+
+def _joined(parts: list[list[Incident]], gap: timedelta, keep: int) -> list[Incident]:
+    """The newest ``keep`` runs of one route's consecutive parts, joined across parts."""
+    out: list[Incident] = []
+    for part in parts:
+        if not part:
+            continue
+        if len(part) > keep:
+            # Everything before this part's newest `keep` runs is older than them.
+            out = list(part[-keep:])
+        elif out and part[0].start - out[-1].end < gap:
+            out[-1] = _combine(out[-1], part[0])
+            out.extend(part[1:])
+        else:
+            out.extend(part)
+    return out[-keep:]
+
+
+def _combine(first: Incident, second: Incident) -> Incident:
+    """One run of two that a short gap separates."""
+    return replace(
+        first,
+        end=second.end,
+        failures=first.failures + second.failures,
+        requests=first.requests + second.requests,
+        peak_ratio=max(first.peak_ratio, second.peak_ratio),
+    )
