@@ -17,10 +17,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from . import i18n, queries
@@ -144,8 +144,9 @@ def _tooltip(label: str, bucket: Bucket, status_label: str, t: Mapping[str, str]
     return "\n".join(lines)
 
 
-#: A strip's rendering: its buckets, its text, and each bucket's text by object id.
-_Strip = tuple[list[Bucket], str, dict[int, tuple[Bucket, str]]]
+#: A rendering: its inputs (for a strip, its buckets), its text, and for a strip
+#: each bucket's text by object id.
+_Strip = tuple[object, str, dict[int, tuple[Bucket, str]]]
 
 
 class RenderMemo:
@@ -206,6 +207,16 @@ class Renderings:
         self._current[key] = (buckets, text, texts)
         return text
 
+    def text(self, key: Hashable, inputs: Hashable, render: Callable[..., str], *args: Any) -> str:
+        """``render(*args)``, or what it gave last time for the same ``key`` and ``inputs``."""
+        previous = self._previous.get(key)
+        if previous is not None and previous[0] == inputs:
+            text: str = previous[1]
+        else:
+            text = render(*args)
+        self._current[key] = (inputs, text, {})
+        return text
+
     def close(self) -> None:
         self._memo._keep(self._key, self._current)
 
@@ -224,6 +235,20 @@ def _square(
     )
 
 
+class Strip(NamedTuple):
+    """A strip's squares, as HTML: all but the last, and the last, which holds the tab stop.
+
+    Kept apart so that comparing two strips compares the kept texts, without
+    joining 30 kB of squares first; Jinja prints it through ``__html__``.
+    """
+
+    older: str
+    last: str
+
+    def __html__(self) -> str:
+        return self.older + self.last
+
+
 def _squares(
     buckets: Sequence[Bucket],
     kind: str,
@@ -231,7 +256,7 @@ def _squares(
     t: Mapping[str, str],
     renderings: Renderings | None = None,
     key: Hashable = None,
-) -> Markup:
+) -> Strip:
     """One strip of squares, built here rather than in Jinja: it is the page's hot loop.
 
     :param renderings: where to find squares rendered for the previous page.
@@ -239,13 +264,14 @@ def _squares(
     """
     fmt = "%Y-%m-%d UTC" if kind == "day" else "%Y-%m-%d %H:%M UTC"
     # One tab stop per strip (roving tabindex): the arrow keys move inside it.
-    # The last square holds it, so it is rendered afresh each time.
-    older, last = list(buckets[:-1]), buckets[-1]
+    older, last = list(buckets[:-1]), list(buckets[-1:])
     if renderings is None or key is None:
         text = "".join(_square(bucket, fmt, -1, settings, t) for bucket in older)
-    else:
-        text = renderings.strip((kind, key), older, "", _square, fmt, -1, settings, t)
-    return Markup(text + _square(last, fmt, 0, settings, t))
+        return Strip(text, _square(last[0], fmt, 0, settings, t))
+    return Strip(
+        renderings.strip((kind, key), older, "", _square, fmt, -1, settings, t),
+        renderings.strip((kind, "last", key), last, "", _square, fmt, 0, settings, t),
+    )
 
 
 def _counts_text(success: int, failure: int, t: Mapping[str, str]) -> str:
@@ -547,8 +573,19 @@ def make_blueprint(state: StatusState) -> Blueprint:
         if snapshot is not None:
             renderings = memo.open(("page", lang))
             context["banner"] = t[banner_key(snapshot.overall, snapshot.routes)]
-            context["rows"] = [
-                {
+            row_template = current_app.jinja_env.get_template("flask_status/row.html")
+            row_context = {
+                "t": t,
+                "statuses": context["statuses"],
+                "status_classes": STATUS_CLASSES,
+            }
+
+            def render_row(row: dict[str, Any]) -> str:
+                return row_template.render(row=row, **row_context)
+
+            rows = []
+            for route in snapshot.routes:
+                row: dict[str, Any] = {
                     "route": route,
                     "days": _squares(route.days, "day", settings, t, renderings, route.id),
                     "minutes": _squares(route.minutes, "minute", settings, t, renderings, route.id),
@@ -557,8 +594,21 @@ def make_blueprint(state: StatusState) -> Blueprint:
                     "window": _window_title(route, settings, t),
                     "last": iso(route.last_data_at),
                 }
-                for route in snapshot.routes
-            ]
+                # Everything the row shows: equal inputs, equal row.
+                inputs = (
+                    route.rule,
+                    route.name,
+                    route.doc,
+                    route.status,
+                    row["days"],
+                    row["minutes"],
+                    tuple(row["uptime"].items()),
+                    tuple(row["uptime_titles"].items()),
+                    row["window"],
+                    row["last"],
+                )
+                rows.append(Markup(renderings.text(("row", route.id), inputs, render_row, row)))
+            context["rows"] = rows
             context["incidents"] = [
                 {
                     "incident": incident,

@@ -8,6 +8,7 @@ traffic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -199,47 +200,57 @@ def _bucket_from_row(start: datetime, row: Sequence) -> Bucket:
     return Bucket(start, row[0], row[1], row[2], row[3], row[4], row[5], list(row[6:]))
 
 
-def visible_routes(conn: sa.Connection, include_hidden: bool = False) -> list[sa.Row]:
+@functools.cache
+def _routes_query(include_hidden: bool) -> sa.Select:
+    # Built once: building a statement costs more than running it on a small table.
     query = sa.select(Route.__table__).where(Route.rule != UNMATCHED_RULE)
     if not include_hidden:
         query = query.where(Route.hidden == sa.false())
-    return list(conn.execute(query.order_by(Route.position, Route.id)))
+    return query.order_by(Route.position, Route.id)
+
+
+def visible_routes(conn: sa.Connection, include_hidden: bool = False) -> list[sa.Row]:
+    return list(conn.execute(_routes_query(include_hidden)))
+
+
+@functools.cache
+def _minute_query() -> sa.Select:
+    outcome_sum = [
+        sa.func.sum(sa.case((Log.outcome == code, Log.count), else_=0)).label(f"o{code}")
+        for code in (SUCCESS, FAILURE, NEUTRAL)
+    ]
+    return sa.select(
+        Log.route_id,
+        Log.minute,
+        sa.func.sum(Log.count),
+        *outcome_sum,
+        sa.func.sum(Log.latency_sum),
+        sa.func.max(Log.latency_max),
+        *(sa.func.sum(getattr(Log, c)) for c in HISTOGRAM_COLUMNS),
+    ).group_by(Log.route_id, Log.minute)
 
 
 def minute_series(
     conn: sa.Connection, *where: sa.ColumnElement[bool]
 ) -> dict[int, dict[datetime, Bucket]]:
     """Per route, per minute: the minute rows that match ``where``, summed by outcome."""
-    outcome_sum = [
-        sa.func.sum(sa.case((Log.outcome == code, Log.count), else_=0)).label(f"o{code}")
-        for code in (SUCCESS, FAILURE, NEUTRAL)
-    ]
-    query = (
-        sa.select(
-            Log.route_id,
-            Log.minute,
-            sa.func.sum(Log.count),
-            *outcome_sum,
-            sa.func.sum(Log.latency_sum),
-            sa.func.max(Log.latency_max),
-            *(sa.func.sum(getattr(Log, c)) for c in HISTOGRAM_COLUMNS),
-        )
-        .where(*where)
-        .group_by(Log.route_id, Log.minute)
-    )
     series: dict[int, dict[datetime, Bucket]] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(_minute_query().where(*where)):
         series.setdefault(row[0], {})[row[1]] = _bucket_from_rollup(row[1], row[2:])
     return series
+
+
+@functools.cache
+def _day_query() -> sa.Select:
+    return sa.select(LogDay.route_id, LogDay.day, *_rollup_columns(LogDay))
 
 
 def day_series(
     conn: sa.Connection, *where: sa.ColumnElement[bool]
 ) -> dict[int, dict[datetime, Bucket]]:
     """Per route, per UTC day: the day roll-ups that match ``where``."""
-    query = sa.select(LogDay.route_id, LogDay.day, *_rollup_columns(LogDay)).where(*where)
     series: dict[int, dict[datetime, Bucket]] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(_day_query().where(*where)):
         series.setdefault(row[0], {})[row[1]] = _bucket_from_row(row[1], row[2:])
     return series
 

@@ -27,6 +27,7 @@ and :func:`.queries.incidents` do; ``bench/page.py`` measures both cases.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -78,8 +79,33 @@ def take_snapshot(state: StatusState, now: datetime | None = None) -> Snapshot:
     return Snapshot(now, routes, found, queries.overall_status(r.status for r in routes))
 
 
-def _fingerprints(conn: sa.Connection, query: sa.Select) -> dict[datetime, Fingerprint]:
-    return {start: (int(rows), int(total or 0)) for start, rows, total in conn.execute(query)}
+@functools.cache
+def _prints(model: type[Log] | type[LogHour] | type[LogDay], column: str) -> sa.Select:
+    """Fingerprints per minute, hour or day from ``:lo`` up to ``:hi`` (excluded).
+
+    Built once per table: building a statement costs more than running these.
+    """
+    start = getattr(model, column)
+    requests = getattr(model, "count" if model is Log else "total")
+    return (
+        sa.select(start, sa.func.count(), sa.func.sum(requests))
+        .where(start >= sa.bindparam("lo"), start < sa.bindparam("hi"))
+        .group_by(start)
+    )
+
+
+@functools.cache
+def _past_days_sum() -> sa.Select:
+    return sa.select(sa.func.count(), sa.func.sum(LogDay.total)).where(
+        LogDay.day >= sa.bindparam("lo"), LogDay.day < sa.bindparam("hi")
+    )
+
+
+def _fingerprints(
+    conn: sa.Connection, query: sa.Select, lo: datetime, hi: datetime
+) -> dict[datetime, Fingerprint]:
+    rows = conn.execute(query, {"lo": lo, "hi": hi})
+    return {start: (int(count), int(total or 0)) for start, count, total in rows}
 
 
 def _runs(hours: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
@@ -96,9 +122,11 @@ def _runs(hours: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
 class SnapshotReader:
     """Snapshots of one app's status data, each reading only what changed.
 
-    One per app and process (the page blueprint makes it); thread-safe: one
+    One per app and process, as ``get_state(app).reader``; thread-safe: one
     snapshot is read at a time and the others wait for it. Snapshots, their
-    routes and buckets are shared: read them, never change them.
+    routes and buckets are shared: read them, never change them. A database
+    error leaves what was kept consistent: each part is stored with its
+    fingerprint only once it has been read whole.
 
     :param engine: the engine of the ``flask_status`` bind.
     :param settings: the app's settings (thresholds, windows, retention).
@@ -117,8 +145,13 @@ class SnapshotReader:
     def _forget(self) -> None:
         """Drop every kept bucket and scan: the next snapshot reads everything."""
         self._day_prints: dict[datetime, Fingerprint] = {}
+        #: Fingerprints of the past days, and the sum over them they were read at.
+        self._past_prints: dict[datetime, Fingerprint] = {}
+        self._past_key: object = None
         self._by_day: dict[int, dict[datetime, Bucket]] = {}
         self._minute_prints: dict[datetime, Fingerprint] = {}
+        #: Fingerprints of the hours before the current one that the minutes reach.
+        self._earlier_hours: dict[datetime, Fingerprint] = {}
         self._by_minute: dict[int, dict[datetime, Bucket]] = {}
         #: Finished hours' failing minutes, and the hour's fingerprint when scanned.
         self._hour_prints: dict[datetime, Fingerprint] = {}
@@ -128,6 +161,12 @@ class SnapshotReader:
         #: Runs of the finished hours after the oldest one, per route, and their key.
         self._runs: dict[int, list[Incident]] = {}
         self._runs_key: object = None
+        #: Route statuses of the last snapshot, its minute and 24 h uptimes, and
+        #: the routes whose buckets changed since.
+        self._statuses: dict[int, RouteStatus] = {}
+        self._statuses_minute: datetime | None = None
+        self._statuses_uptime: dict[int, float | None] = {}
+        self._dirty: set[int] = set()
         self._generation += 1
 
     def snapshot(self, now: datetime | None = None) -> Snapshot:
@@ -147,9 +186,7 @@ class SnapshotReader:
                     return self._last
                 visible = [row for row in self._routes if row.id in self._visible]
                 uptime_24h = queries.uptime_24h_of(conn, [row.id for row in visible], now)
-            routes = queries.assemble_statuses(
-                visible, self._by_minute, self._by_day, uptime_24h, now, self.settings
-            )
+            routes = self._route_statuses(visible, uptime_24h, now)
             found = self._incidents(now, visible)
             snapshot = Snapshot(
                 now,
@@ -175,6 +212,7 @@ class SnapshotReader:
             # than trust fingerprints across a deletion.
             self._forget()
         self._routes, self._visible = rows, visible
+        self._statuses = {}  # names, positions and visibility are in them
         # New routes get empty buckets in what is kept, as a read would give them.
         self._store(self._by_day, {}, list(self._day_prints), only_missing=True)
         self._store(self._by_minute, {}, list(self._minute_prints), only_missing=True)
@@ -185,12 +223,14 @@ class SnapshotReader:
         today = queries.floor_day(now)
         starts = [today - timedelta(days=n) for n in range(queries.DAY_SPAN - 1, -1, -1)]
         oldest = min(starts[0], queries.floor_day(queries.incident_since(now, self.settings)))
-        prints = _fingerprints(
-            conn,
-            sa.select(LogDay.day, sa.func.count(), sa.func.sum(LogDay.total))
-            .where(LogDay.day >= oldest, LogDay.day <= today)
-            .group_by(LogDay.day),
-        )
+        # Past days hardly change: one sum over them first, per day only if it moved.
+        past = conn.execute(_past_days_sum(), {"lo": oldest, "hi": today}).one()
+        past_key = (oldest, today, int(past[0]), int(past[1] or 0))
+        if past_key != self._past_key:
+            self._past_prints = _fingerprints(conn, _prints(LogDay, "day"), oldest, today)
+            self._past_key = past_key
+        prints = dict(self._past_prints)
+        prints.update(_fingerprints(conn, _prints(LogDay, "day"), today, today + timedelta(days=1)))
         stale = [d for d in starts if self._day_prints.get(d) != prints.get(d, EMPTY)]
         if stale:
             fresh = queries.day_series(conn, LogDay.day.in_(stale))
@@ -206,13 +246,26 @@ class SnapshotReader:
         length = max(60, self.settings.status_window)
         since = this_minute - timedelta(minutes=length - 1)
         starts = [this_minute - timedelta(minutes=n) for n in range(length - 1, -1, -1)]
+        # The minutes before the current hour are only looked at one by one when
+        # their hour's fingerprint moved (late flushes, mostly just after the hour).
+        this_hour = queries.floor_hour(now)
+        lowest = this_hour
+        if since < this_hour:
+            hour_prints = _fingerprints(
+                conn, _prints(LogHour, "hour"), queries.floor_hour(since), this_hour
+            )
+            earlier = [m for m in starts if m < this_hour]
+            if hour_prints != self._earlier_hours or any(
+                m not in self._minute_prints for m in earlier
+            ):
+                lowest = since
+            self._earlier_hours = hour_prints
         prints = _fingerprints(
-            conn,
-            sa.select(Log.minute, sa.func.count(), sa.func.sum(Log.count))
-            .where(Log.minute >= since, Log.minute <= this_minute)
-            .group_by(Log.minute),
+            conn, _prints(Log, "minute"), lowest, this_minute + timedelta(minutes=1)
         )
-        stale = [m for m in starts if self._minute_prints.get(m) != prints.get(m, EMPTY)]
+        stale = [
+            m for m in starts if m >= lowest and self._minute_prints.get(m) != prints.get(m, EMPTY)
+        ]
         if stale:
             fresh = queries.minute_series(conn, Log.minute.in_(stale))
             self._store(self._by_minute, fresh, stale)
@@ -239,12 +292,7 @@ class SnapshotReader:
         ]
         start = max(first_hour, unchecked[0])
         if start < this_hour:
-            prints = _fingerprints(
-                conn,
-                sa.select(LogHour.hour, sa.func.count(), sa.func.sum(LogHour.total))
-                .where(LogHour.hour >= start, LogHour.hour < this_hour)
-                .group_by(LogHour.hour),
-            )
+            prints = _fingerprints(conn, _prints(LogHour, "hour"), start, this_hour)
             checked = set(unchecked)
             hours = []
             hour = start
@@ -280,6 +328,26 @@ class SnapshotReader:
                 del kept[hour]
         for day in [d for d in self._checked_days if d < first_day or d >= today]:
             del self._checked_days[day]
+
+    def _route_statuses(
+        self, visible: list[sa.Row], uptime_24h: dict[int, float | None], now: datetime
+    ) -> list[RouteStatus]:
+        """Statuses of the visible routes, made again only for routes whose data changed."""
+        minute = queries.floor_minute(now)
+        if minute != self._statuses_minute:
+            self._statuses = {}  # the windows moved: every route changes
+        previous = self._statuses_uptime
+        self._dirty |= {
+            r for r in uptime_24h.keys() | previous if uptime_24h.get(r) != previous.get(r)
+        }
+        stale = [row for row in visible if row.id in self._dirty or row.id not in self._statuses]
+        for status in queries.assemble_statuses(
+            stale, self._by_minute, self._by_day, uptime_24h, now, self.settings
+        ):
+            self._statuses[status.id] = status
+        self._statuses_minute, self._statuses_uptime = minute, uptime_24h
+        self._dirty.clear()
+        return [self._statuses[row.id] for row in visible]
 
     def _incidents(self, now: datetime, visible: list[sa.Row]) -> list[Incident]:
         """The newest incidents of visible routes, as :func:`.queries.incidents` finds them.
@@ -372,9 +440,14 @@ class SnapshotReader:
         for start in starts:
             for route_id in ids:
                 buckets = kept.setdefault(route_id, {})
-                if only_missing and start in buckets:
+                old = buckets.get(start)
+                if only_missing and old is not None:
                     continue
-                buckets[start] = fresh.get(route_id, {}).get(start) or Bucket(start=start)
+                new = fresh.get(route_id, {}).get(start) or Bucket(start=start)
+                # An equal bucket stays the same object: its route and rendering stand.
+                if new != old:
+                    buckets[start] = new
+                    self._dirty.add(route_id)
 
     @staticmethod
     def _evict(
