@@ -28,6 +28,7 @@ and :func:`.queries.incidents` do; ``bench/page.py`` measures both cases.
 from __future__ import annotations
 
 import functools
+import heapq
 import threading
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -161,6 +162,8 @@ class SnapshotReader:
         #: Runs of the finished hours after the oldest one, per route, and their key.
         self._runs: dict[int, list[Incident]] = {}
         self._runs_key: object = None
+        #: Per route, the current hour's failing minutes and their runs.
+        self._tail_runs: dict[int, tuple[list[FailingMinute], list[Incident]]] = {}
         #: Route statuses of the last snapshot, its minute and 24 h uptimes, and
         #: the routes whose buckets changed since.
         self._statuses: dict[int, RouteStatus] = {}
@@ -368,14 +371,14 @@ class SnapshotReader:
         routes = {row.id: row for row in self._routes}
         ratio = settings.partial_outage_ratio
 
-        head: list[FailingMinute] = []
+        head: dict[int, list[FailingMinute]] = {}
         if first_hour < this_hour:
-            head = [
-                item
-                for item in self._failing.get(first_hour, [])
-                if item[1] >= since and item[0] in routes
-            ]
-        tail: list[FailingMinute] = []
+            for item in self._failing.get(first_hour, []):
+                if item[1] >= since and item[0] in routes:
+                    head.setdefault(item[0], []).append(item)
+        # The current hour, per route; a route's runs are chained again only
+        # when its failing minutes changed.
+        tail: dict[int, list[FailingMinute]] = {}
         minute = max(this_hour, since)
         while minute <= this_minute:
             for route_id, buckets in self._by_minute.items():
@@ -386,21 +389,34 @@ class SnapshotReader:
                     and route_id in routes
                     and queries.is_failing(bucket.failure, bucket.success, ratio)
                 ):
-                    tail.append((route_id, minute, bucket.failure, bucket.classified))
+                    tail.setdefault(route_id, []).append(
+                        (route_id, minute, bucket.failure, bucket.classified)
+                    )
             minute += timedelta(minutes=1)
-        tail.sort(key=lambda item: (item[0], item[1]))
-        parts = [
-            _by_route(queries.chain_incidents(head, routes, settings)),
-            self._middle_runs(first_hour, this_hour, routes),
-            _by_route(queries.chain_incidents(tail, routes, settings)),
-        ]
+        tail_runs: dict[int, tuple[list[FailingMinute], list[Incident]]] = {}
+        for route_id, items in tail.items():
+            kept = self._tail_runs.get(route_id)
+            if kept is None or kept[0] != items:
+                kept = (items, queries.chain_incidents(items, routes, settings))
+            tail_runs[route_id] = kept
+        self._tail_runs = tail_runs
+        middle = self._middle_runs(first_hour, this_hour, routes)
+
         gap = timedelta(minutes=settings.incident_gap + 1)
-        found = [
-            # Copies: the kept runs stay as they are, with today's names.
-            replace(run, route_name=row.name, rule=row.rule)
-            for row in visible
-            for run in _joined([part.get(row.id, []) for part in parts], gap, INCIDENTS_KEPT)
-        ]
+        keep = INCIDENTS_KEPT
+        candidates = []
+        for row in visible:
+            later = middle.get(row.id, [])
+            newest_runs = tail_runs[row.id][1] if row.id in tail_runs else []
+            # The oldest hour only matters to a route with few newer runs.
+            older = []
+            if row.id in head and len(later) + len(newest_runs) <= keep + 1:
+                older = queries.chain_incidents(head[row.id], routes, settings)
+            for run in _joined([older, later, newest_runs], gap, keep):
+                candidates.append((run.start, row.id, run, row))
+        newest = heapq.nlargest(keep, candidates, key=lambda item: (item[0], item[1]))
+        # Copies: the kept runs stay as they are; names are today's.
+        found = [replace(run, route_name=row.name, rule=row.rule) for _, _, run, row in newest]
         return queries.finish_incidents(found, now, settings, INCIDENTS_KEPT)
 
     def _middle_runs(
@@ -462,13 +478,6 @@ class SnapshotReader:
             del prints[start]
             for buckets in kept.values():
                 buckets.pop(start, None)
-
-
-def _by_route(runs: list[Incident]) -> dict[int, list[Incident]]:
-    grouped: dict[int, list[Incident]] = {}
-    for run in runs:
-        grouped.setdefault(run.route_id, []).append(run)
-    return grouped
 
 
 def _joined(parts: list[list[Incident]], gap: timedelta, keep: int) -> list[Incident]:

@@ -106,4 +106,3 @@ def test_memory_smoke(tmp_path: Path) -> None:
     assert 1 <= last["flask_status_log"] <= 2
     assert last["flask_status_log_day"] <= 2
     assert "404" in stdout or "answered 404" in stdout
-

@@ -18,9 +18,12 @@ from flask import Flask
 
 from flask_server_status import get_state, page, queries, service
 from flask_server_status.config import HISTOGRAM_SIZE
+from flask_server_status.models import UNMATCHED_RULE
 from flask_server_status.snapshots import Snapshot, SnapshotReader, take_snapshot
 
-RULES = ("/", "/code/<int:code>", "/items/<int:item_id>")
+ROUTES = ("/", "/code/<int:code>", "/items/<int:item_id>")
+#: Unknown paths are counted too, but never shown.
+RULES = (*ROUTES, UNMATCHED_RULE)
 
 
 def write(app: Flask, minute: datetime, rule: str, status: int, count: int) -> None:
@@ -59,6 +62,8 @@ def test_reader_matches_a_full_read_through_every_kind_of_change(db_url, make_ap
     write(app, now - timedelta(hours=3), "/code/<int:code>", 200, 1)
     write(app, now - timedelta(minutes=20), "/items/<int:item_id>", 404, 3)  # and another
     write(app, now, "/", 200, 5)
+    for back in (0, 90, 3 * 1440):  # unknown paths failing: never on the page
+        write(app, now - timedelta(minutes=back), UNMATCHED_RULE, 404, 4)
     first = assert_same(app, reader, now)
     assert len(first.incidents) == 2
 
@@ -135,7 +140,7 @@ def test_reader_matches_a_full_read_after_random_changes(db_url, make_app):
     steps = 40 if db_url.startswith("sqlite") else 20
     for _ in range(steps):
         action = rng.random()
-        rule = rng.choice(RULES)
+        rule = rng.choice(RULES if action < 0.7 else ROUTES)
         if action < 0.7:
             # Mostly near now, sometimes hours or days back (late flushes).
             back = rng.choice((0, 0, 1, 2, 5, 30, 59, 61, 180, 1500, 3 * 1440, 8 * 1440))
