@@ -237,10 +237,7 @@ class SnapshotReader:
         stale = [d for d in starts if self._day_prints.get(d) != prints.get(d, EMPTY)]
         if stale:
             fresh = queries.day_series(conn, LogDay.day.in_(stale))
-            self._store(self._by_day, fresh, stale)
-            for day in stale:
-                self._day_prints[day] = prints.get(day, EMPTY)
-            self._generation += 1
+            self._renew(self._by_day, self._day_prints, fresh, stale, prints)
         self._evict(self._by_day, self._day_prints, starts[0], today)
         return prints
 
@@ -271,10 +268,7 @@ class SnapshotReader:
         ]
         if stale:
             fresh = queries.minute_series(conn, Log.minute.in_(stale))
-            self._store(self._by_minute, fresh, stale)
-            for minute in stale:
-                self._minute_prints[minute] = prints.get(minute, EMPTY)
-            self._generation += 1
+            self._renew(self._by_minute, self._minute_prints, fresh, stale, prints)
         self._evict(self._by_minute, self._minute_prints, since, this_minute)
 
     def _scan_hours(
@@ -439,6 +433,20 @@ class SnapshotReader:
         return self._runs
 
     # -- keeping buckets ----------------------------------------------------------------
+
+    def _renew(
+        self,
+        kept: dict[int, dict[datetime, Bucket]],
+        kept_prints: dict[datetime, Fingerprint],
+        fresh: dict[int, dict[datetime, Bucket]],
+        stale: list[datetime],
+        prints: dict[datetime, Fingerprint],
+    ) -> None:
+        """Keep the ``fresh`` buckets of the ``stale`` starts, with their fingerprints."""
+        self._store(kept, fresh, stale)
+        for start in stale:
+            kept_prints[start] = prints.get(start, EMPTY)
+        self._generation += 1
 
     def _store(
         self,
