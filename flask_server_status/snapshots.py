@@ -7,10 +7,12 @@ of it is finished history: a flush adds to the current minute, hour and day,
 and only late flushes, purges and retention ever touch the rest.
 
 So :class:`SnapshotReader` keeps what it read, and each snapshot first asks
-the database for *fingerprints*: ``(rows, requests)`` per day of the last 90,
-per minute of the last hour, and per hour of the days that changed. It then
-re-reads only the days and minutes, and re-scans for failing minutes only the
-finished hours, whose fingerprint moved. This is exact, not a time-based
+the database for *fingerprints*, ``(rows, requests)``: one over the past days
+(then per day, only if it moved) and today's; per minute of the current hour,
+and per hour before it (then per minute, only if one moved); per hour of the
+days that changed. It then re-reads only the days and minutes, and re-scans
+for failing minutes only the finished hours, whose fingerprint moved, and
+makes the status again only for routes whose buckets changed. This is exact, not a time-based
 cache: every write adds at least one request to each row it touches and to
 their hour and day roll-ups in the same transaction, so an unchanged
 fingerprint means unchanged rows. A purge removes rows (the row count
