@@ -607,6 +607,7 @@ def make_blueprint(state: StatusState) -> Blueprint:
                     row["window"],
                     row["last"],
                 )
+                # row.html is autoescaped like page.html: names and docs are escaped there.
                 rows.append(Markup(renderings.text(("row", route.id), inputs, render_row, row)))
             context["rows"] = rows
             context["incidents"] = [
