@@ -247,9 +247,10 @@ def _add(counts: dict, key: tuple[str, int, int], count: int, latency_ms: float)
 
 
 def plan_outages(days: int, now_minute: int, rng: random.Random) -> list[Outage]:
-    """A few outages spread over the history, one of them earlier today."""
+    """A few outages spread over the history, one of them three hours ago."""
     outages = [
-        # Earlier today, so that the incident list starts with something.
+        # Three hours ago (yesterday, just after midnight UTC), so that the
+        # incident list starts with something.
         Outage("/api/checkout", now_minute - 3 * 60, 14, 0.7, 502),
     ]
     rules = [rule for rule in _PROFILES if rule not in ("/", "/health")]

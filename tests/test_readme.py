@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -168,10 +169,12 @@ def test_demo_command_runs_serves_and_exits(venv_env: dict[str, str], tmp_path: 
             assert name in page.text
         summary = requests.get(page_url + "/summary.json", timeout=10).json()
         checkout = next(c for c in summary["components"] if c["rule"] == "/api/checkout")
-        # 90 days of history, the synthetic outage of today included.
+        # 90 days of history, with the synthetic outage of three hours ago on its
+        # UTC day (yesterday's, just after midnight).
         assert len(checkout["days"]) == 90
         assert sum(day["total"] for day in checkout["days"]) > 10_000
-        assert checkout["days"][-1]["failure"] > 0
+        outage_day = (datetime.now(timezone.utc) - timedelta(hours=3)).strftime("%Y-%m-%d")
+        assert next(d for d in checkout["days"] if d["date"] == outage_day)["failure"] > 0
         # Read on through the same buffered file (communicate() would skip what
         # it has already read ahead); the demo ends by itself (--exit-after).
         output.append(proc.stdout.read())
