@@ -67,9 +67,8 @@ BADGE_COLOURS = {
 }
 DEFAULT_REFRESH_SECONDS = 60
 DEFAULT_CACHE_SECONDS = 30
-#: Incidents on the page and in summary.json, and in the Atom feed.
+#: Incidents on the page and in summary.json; the Atom feed has all a snapshot keeps.
 INCIDENT_LIMIT = 10
-FEED_LIMIT = 50
 
 #: Errors that mean "the status database cannot answer now".
 DATABASE_ERRORS = (sa.exc.SQLAlchemyError, OSError)
@@ -703,7 +702,7 @@ def make_blueprint(state: StatusState) -> Blueprint:
                     f" {t['failures']} {incident.failures:,}"
                 ),
             }
-            for incident in snapshot.incidents[:FEED_LIMIT]
+            for incident in snapshot.incidents
         ]
         updated = max((i.end for i in snapshot.incidents), default=queries.floor_day(snapshot.now))
         body = render_template(
