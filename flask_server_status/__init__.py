@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from .extension import FlaskStatus, StatusState, get_state
+from .extension import FlaskStatus
+from .state import StatusState, get_state
 
 __version__ = "1.0.0.dev0"
 __all__ = ["FlaskStatus", "StatusState", "__version__", "get_state"]

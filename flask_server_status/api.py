@@ -32,7 +32,7 @@ from .forms import DOC_MAX, NAME_MAX
 from .models import UNMATCHED_RULE, Route
 
 if TYPE_CHECKING:
-    from .extension import StatusState
+    from .state import StatusState
 
 __all__ = ["BLUEPRINT_NAME", "MAX_BODY_BYTES", "REALM", "make_blueprint", "openapi_document"]
 

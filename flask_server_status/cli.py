@@ -28,8 +28,8 @@ import click
 from flask.cli import AppGroup
 
 from . import queries, service
-from .extension import get_state
 from .service import RouteError
+from .state import get_state
 
 status_cli = AppGroup(
     "status",

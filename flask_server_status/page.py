@@ -38,7 +38,7 @@ from .snapshots import Snapshot
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .extension import StatusState
+    from .state import StatusState
 
 log = logging.getLogger("flask_server_status")
 

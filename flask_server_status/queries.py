@@ -21,7 +21,7 @@ from .config import FAILURE, HISTOGRAM_SIZE, NEUTRAL, SUCCESS, Settings
 from .models import HISTOGRAM_COLUMNS, UNMATCHED_RULE, Log, LogDay, LogHour, Route, percentile
 
 if TYPE_CHECKING:
-    from .extension import StatusState
+    from .state import StatusState
 
 OPERATIONAL = "operational"
 DEGRADED = "degraded_performance"

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from .config import Settings
-    from .extension import StatusState
+    from .state import StatusState
 
 #: Fingerprint of a day, hour or minute with no rows.
 EMPTY = (0, 0)

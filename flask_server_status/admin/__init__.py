@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask_admin import Admin
 
-    from ..extension import StatusState
+    from ..state import StatusState
 
 __all__ = [
     "LOGS_ENDPOINT",

@@ -19,7 +19,7 @@ from flask import abort, has_request_context, request
 from flask_httpauth import HTTPBasicAuth
 from werkzeug.security import check_password_hash
 
-from ..extension import get_state
+from ..state import get_state
 
 if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue

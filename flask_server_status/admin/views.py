@@ -28,10 +28,10 @@ from markupsafe import Markup
 
 from .. import service
 from ..config import FAILURE, NEUTRAL, OUTCOME_NAMES, SUCCESS
-from ..extension import get_state
 from ..forms import RouteForm
 from ..models import UNMATCHED_RULE, Log, Route
 from ..queries import window_totals
+from ..state import get_state
 from .access import StatusAccessMixin, make_basic_auth
 
 if TYPE_CHECKING:

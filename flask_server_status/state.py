@@ -1,0 +1,118 @@
+"""The per-app state of the extension, and :func:`get_state` to reach it.
+
+Every module that serves a request (page, API, admin, CLI) reaches the state
+through :func:`get_state`, never through the extension object, so imports run
+one way: ``extension`` wires the parts together and nothing imports it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Protocol
+
+from flask import Flask, current_app
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import Engine
+
+from . import registry
+from .buffer import Buffer, Counts
+from .config import Settings
+from .snapshots import SnapshotReader
+from .store import Store
+
+log = logging.getLogger("flask_server_status")
+
+#: Where the extension object is kept in ``app.extensions``.
+EXTENSION_KEY = "flask-server-status"
+
+
+class _HasStates(Protocol):
+    def state(self, app: Flask | None = None) -> StatusState: ...
+
+
+class StatusState:
+    """Everything the extension keeps for one app.
+
+    Reach it with :func:`get_state` (or ``status.state(app)``).
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: Settings,
+        db: SQLAlchemy,
+        engine: Engine,
+        routes: list[str] | None,
+        url_prefix: str,
+    ) -> None:
+        # Weak, so that an app thrown away (tests make hundreds) can be
+        # collected although its buffer is known to the exit hook.
+        self._app = weakref.ref(app)
+        self.settings = settings
+        self.db = db
+        self.engine = engine
+        self.routes = routes
+        self.url_prefix = url_prefix
+        self.store = Store(engine, settings)
+        #: What the status page shows, read incrementally (:mod:`.snapshots`).
+        self.reader = SnapshotReader(engine, settings)
+        self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
+        _live_states.add(self)
+
+    @property
+    def app(self) -> Flask:
+        app = self._app()
+        if app is None:
+            raise RuntimeError("the app of this flask-server-status state is gone")
+        return app
+
+    def route_ids(self) -> dict[str, int]:
+        """Sync the route table with ``app.url_map`` if it changed; ``rule -> id``."""
+        signature = registry.url_map_signature(self.app)
+        if signature == self.store._synced_signature and self.store._ids:
+            return self.store._ids
+        specs = registry.collect(self.app, self.routes)
+        if self.routes is not None:
+            missing = sorted(set(self.routes) - set(specs))
+            if missing:
+                log.warning("flask-server-status: routes=%s name no URL rule of the app", missing)
+        return self.store.sync_routes(specs, signature)
+
+    def _write(self, counts: Counts) -> int:
+        return self.store.write(counts, self.route_ids())
+
+
+def get_state(app: Flask | None = None) -> StatusState:
+    """The :class:`StatusState` of ``app`` (default: the current app)."""
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    extension: _HasStates | None = app.extensions.get(EXTENSION_KEY)
+    if extension is None:
+        raise RuntimeError(
+            "flask-server-status is not initialised on this app; call FlaskStatus(app)"
+            " or status.init_app(app) first."
+        )
+    return extension.state(app)
+
+
+# States alive in this process, for the fork hook. Weak, as the buffers are.
+_live_states: weakref.WeakSet[StatusState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A child forked after the app was made (gunicorn --preload) inherits the
+    # parent's pooled connections; several processes talking over one socket
+    # garble each other's replies. SQLAlchemy's recipe: a fresh pool in the
+    # child, leaving the parent's connections open for the parent.
+    for state in list(_live_states):
+        state.engine.dispose(close=False)
+        # A lock held by a parent thread at fork time would never be released.
+        state.store._lock = threading.Lock()
+        state.reader._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
