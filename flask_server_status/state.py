@@ -11,6 +11,8 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Protocol
 
 from flask import Flask, current_app
@@ -60,6 +62,9 @@ class StatusState:
         #: What the status page shows, read incrementally (:mod:`.snapshots`).
         self.reader = SnapshotReader(engine, settings)
         self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
+        #: The clock that pages, feeds and the reader read "now" from. Tests
+        #: replace it to stand at a chosen minute (``state.clock = lambda: t``).
+        self.clock: Callable[[], datetime] = _utcnow
         _live_states.add(self)
 
     @property
@@ -83,6 +88,10 @@ class StatusState:
 
     def _write(self, counts: Counts) -> int:
         return self.store.write(counts, self.route_ids())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def get_state(app: Flask | None = None) -> StatusState:
