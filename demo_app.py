@@ -8,7 +8,11 @@ every option.
 What it shows:
 
 * a handful of routes named by their docstrings (``# Name``), some of which
-  fail on purpose some of the time (500s, 502s, 503s, 404s, neutral 4xx);
+  fail on purpose now and then, at the rates of a healthy service (a few
+  requests per thousand: 500s, 503s; 404s and 400s that count as neutral),
+  with Checkout's payment provider having a bad minute once an hour (a yellow
+  banner for a few minutes, never an incident) and scheduled outages in the
+  history (red, one incident each);
 * a traffic generator in a background thread that calls those routes through
   the app (so they are counted exactly like real requests) and makes the page
   move: the extension flushes every 10 seconds here, the page refreshes itself
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import secrets
@@ -41,10 +46,23 @@ from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from flask_server_status import FlaskStatus, get_state
+from flask_server_status.admin import StatusIndexView
 from flask_server_status.config import LATENCY_BOUNDS_MS
 
 #: Flush often so that the demo's page moves within seconds (the default is 60).
 DEMO_FLUSH_INTERVAL = 10
+
+#: Background failure ratios of the healthy routes: a few per mille, well under
+#: the 1 % from which a route is degraded (``FLASK_STATUS_DEGRADED_RATIO``), as a
+#: real service that works fails now and then (README.md, "Why these defaults").
+PRODUCTS_FAILURE_RATIO = 0.002
+SEARCH_FAILURE_RATIO = 0.001
+
+#: Checkout's provider has one bad minute an hour (the minute ``:37`` UTC), in
+#: which this share of payments fails: enough for a failing minute on the strip
+#: and a few yellow minutes of its status window, one minute is never an incident.
+CHECKOUT_BAD_MINUTE = 37
+CHECKOUT_BAD_RATIO = 0.3
 
 
 def _work(low_ms: float, high_ms: float) -> None:
@@ -67,10 +85,10 @@ def add_shop_routes(app: Flask) -> None:
     def products() -> Any:
         """
         # Product catalogue
-        Lists the products. Fails with a 500 about 5 % of the time.
+        Lists the products. Fails with a 500 about 2 times in 1,000.
         """
         _work(2, 15)
-        if random.random() < 0.05:
+        if random.random() < PRODUCTS_FAILURE_RATIO:
             abort(500)
         return jsonify([{"id": 1, "name": "Teapot"}, {"id": 2, "name": "Cup"}])
 
@@ -78,7 +96,7 @@ def add_shop_routes(app: Flask) -> None:
     def product(product_id: int) -> Any:
         """
         # Product details
-        One product. Unknown ids answer 404, which counts as a failure.
+        One product. Unknown ids answer 404: neutral (the rule has a variable).
         """
         _work(1, 8)
         if product_id > 95:
@@ -89,10 +107,10 @@ def add_shop_routes(app: Flask) -> None:
     def search() -> Any:
         """
         # Search
-        Full-text search: slow, and unavailable (503) now and then.
+        Full-text search: slow, and unavailable (503) about once in 1,000.
         """
         _work(20, 120)
-        if random.random() < 0.03:
+        if random.random() < SEARCH_FAILURE_RATIO:
             abort(503)
         if not request.args.get("q"):
             # A client error: neutral, counted but not held against uptime.
@@ -103,11 +121,10 @@ def add_shop_routes(app: Flask) -> None:
     def checkout() -> Any:
         """
         # Checkout
-        Takes payments through a flaky provider: 502s during its bad minutes.
+        Takes payments through a provider that has a bad minute (502s) once an hour.
         """
         _work(10, 60)
-        # The provider has a bad minute out of every ten.
-        if time.gmtime().tm_min % 10 == 7 and random.random() < 0.6:
+        if time.gmtime().tm_min == CHECKOUT_BAD_MINUTE and random.random() < CHECKOUT_BAD_RATIO:
             abort(502)
         return jsonify({"order": random.randint(1000, 9999)}), 201
 
@@ -154,7 +171,7 @@ def create_app(
         DEMO_API_SECRET=api_secret,
     )
     add_shop_routes(app)
-    admin = Admin(app, name="Demo shop admin")
+    admin = Admin(app, name="Demo shop admin", index_view=StatusIndexView())
     FlaskStatus(app, admin=admin)
     return app
 
@@ -203,12 +220,30 @@ def start_traffic(app: Flask, rate: float, stop: threading.Event) -> threading.T
 #: rule -> (requests per hour, usual failure ratio, failing status, mean latency ms)
 _PROFILES: dict[str, tuple[int, float, int, float]] = {
     "/": (400, 0.0, 500, 4),
-    "/api/products": (300, 0.002, 500, 12),
-    "/api/products/<int:product_id>": (200, 0.01, 404, 6),
-    "/api/search": (150, 0.004, 503, 80),
-    "/api/checkout": (60, 0.003, 502, 40),
+    "/api/products": (300, PRODUCTS_FAILURE_RATIO, 500, 12),
+    "/api/products/<int:product_id>": (200, 0.05, 404, 6),
+    "/api/search": (150, SEARCH_FAILURE_RATIO, 503, 80),
+    # The provider's bad minute: 30 % of one minute in 60.
+    "/api/checkout": (60, CHECKOUT_BAD_RATIO / 60, 502, 40),
     "/health": (120, 0.0, 500, 1),
 }
+
+
+#: rule -> (share of the live traffic, failure ratio, failing status, mean latency ms):
+#: what the routes above and :func:`_one_request` produce together, so that the
+#: recent minutes of the history look like the live traffic that follows them.
+_LIVE: dict[str, tuple[float, float, int, float]] = {
+    "/": (0.25, 0.0, 500, 1),
+    "/api/products": (0.25, PRODUCTS_FAILURE_RATIO, 500, 9),
+    "/api/products/<int:product_id>": (0.20, 0.05, 404, 5),
+    "/api/search": (0.15, SEARCH_FAILURE_RATIO, 503, 70),
+    "/api/checkout": (0.10, 0.0, 502, 35),
+    "/health": (0.05, 0.0, 500, 1),
+}
+
+#: Hours before now written minute by minute, as live traffic would have
+#: left them, so that the minute strips are full from the first view.
+RECENT_HOURS = 6
 
 
 @dataclass
@@ -231,7 +266,12 @@ def _slot(count: int, latency_ms: float) -> list[float]:
     return [count, count * latency_ms, latency_ms * 1.8, *_histogram(count, latency_ms)]
 
 
-def _add(counts: dict, key: tuple[str, int, int], count: int, latency_ms: float) -> None:
+def _add(
+    counts: dict[tuple[str, int, int], list[float]],
+    key: tuple[str, int, int],
+    count: int,
+    latency_ms: float,
+) -> None:
     if count <= 0:
         return
     slot = counts.get(key)
@@ -247,7 +287,11 @@ def _add(counts: dict, key: tuple[str, int, int], count: int, latency_ms: float)
 
 
 def plan_outages(days: int, now_minute: int, rng: random.Random) -> list[Outage]:
-    """A few outages spread over the history, one of them three hours ago."""
+    """A few outages spread over the history, one of them three hours ago.
+
+    Each fails at least 60 % of the requests of every one of its minutes: a
+    ``major_outage``, red on the page, and a single incident.
+    """
     outages = [
         # Three hours ago (yesterday, just after midnight UTC), so that the
         # incident list starts with something.
@@ -261,7 +305,7 @@ def plan_outages(days: int, now_minute: int, rng: random.Random) -> list[Outage]
                 rule=rng.choice(rules),
                 start_minute=start,
                 minutes=rng.choice((8, 25, 45, 120)),
-                ratio=rng.choice((0.15, 0.4, 0.9)),
+                ratio=rng.choice((0.6, 0.75, 0.9)),
                 status=rng.choice((500, 502, 503)),
             )
         )
@@ -272,23 +316,113 @@ def plan_outages(days: int, now_minute: int, rng: random.Random) -> list[Outage]
     return [o for o in outages if o.start_minute >= now_minute - days * 1440]
 
 
-def fill_history(app: Flask, days: int, seed: int = 1) -> int:
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method for small means, a normal one above)."""
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, mean**0.5)))
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _binomial(rng: random.Random, n: int, ratio: float) -> int:
+    return sum(1 for _ in range(n) if rng.random() < ratio)
+
+
+def _add_hour(
+    counts: dict[tuple[str, int, int], list[float]],
+    rng: random.Random,
+    hour: int,
+    outage_minutes: dict[str, dict[int, Outage]],
+) -> None:
+    """One older hour of every route: one bucket, and its outage minutes one by one."""
+    # A daily rhythm: busy afternoons (UTC), quiet nights.
+    rhythm = 0.35 + 0.65 * max(0.0, 1 - abs(((hour // 60) % 24) - 15) / 12)
+    for rule, (per_hour, fail_ratio, fail_status, latency) in _PROFILES.items():
+        bad = outage_minutes.get(rule, {})
+        total = max(1, int(per_hour * rhythm * rng.uniform(0.8, 1.2)))
+        in_outage = [m for m in range(hour, hour + 60) if m in bad]
+        normal_share = total * (60 - len(in_outage)) // 60
+        failures = _binomial(rng, normal_share, fail_ratio)
+        _add(counts, (rule, hour, 200), normal_share - failures, latency)
+        _add(counts, (rule, hour, fail_status), failures, latency * 3)
+        if rule == "/api/search":
+            _add(counts, (rule, hour, 400), normal_share // 40, 2)
+        for minute in in_outage:
+            outage = bad[minute]
+            # Enough requests that each minute is failing (3 failures at least).
+            per_minute = max(10, total // 60)
+            failed = round(per_minute * outage.ratio)
+            _add(counts, (rule, minute, 200), per_minute - failed, latency * 4)
+            _add(counts, (rule, minute, outage.status), failed, latency * 10)
+
+
+def _add_minute(
+    counts: dict[tuple[str, int, int], list[float]],
+    rng: random.Random,
+    minute: int,
+    outage_minutes: dict[str, dict[int, Outage]],
+    per_minute_rate: float,
+) -> None:
+    """One recent minute of every route, shared as the live traffic shares it."""
+    for rule, (share, fail_ratio, fail_status, latency) in _LIVE.items():
+        # At least one request: a quiet route still shows as up, not as "no data".
+        total = max(1, _poisson(rng, per_minute_rate * share))
+        bad = outage_minutes.get(rule, {})
+        planned = bad.get(minute)
+        if planned is not None:
+            ratio, status = planned.ratio, planned.status
+        elif (
+            rule == "/api/checkout"
+            and minute % 60 == CHECKOUT_BAD_MINUTE
+            # Not right beside a planned outage, which it would seem to lengthen.
+            and not any(m in bad for m in range(minute - 10, minute + 11))
+        ):
+            ratio, status = CHECKOUT_BAD_RATIO, fail_status  # the provider's bad minute
+        else:
+            ratio, status = fail_ratio, fail_status
+        failures = _binomial(rng, total, ratio)
+        neutral = _binomial(rng, total - failures, 0.1) if rule == "/api/search" else 0
+        ok = 201 if rule == "/api/checkout" else 200  # as the view answers
+        _add(counts, (rule, minute, ok), total - failures - neutral, latency)
+        _add(counts, (rule, minute, status), failures, latency * 2)
+        _add(counts, (rule, minute, 400), neutral, 2)
+
+
+def fill_history(
+    app: Flask,
+    days: int,
+    seed: int = 1,
+    recent_rate: float = 5.0,
+    now_minute: int | None = None,
+) -> int:
     """Write ``days`` days of synthetic traffic with a few outages; return requests written.
 
-    Normal hours are written as one bucket at the start of each hour, outage
-    minutes one by one (so the incident list shows their real length), all
-    through ``state.store.write``, the path real traffic takes: minute rows
-    and the hour and day roll-ups stay consistent. The history stops an hour
-    before now; the live traffic fills the rest.
+    Older hours are written as one bucket at the start of each hour (the day
+    strips and uptimes only need the hour and day roll-ups), outage minutes one
+    by one (so the incident list shows their real length). The last
+    :data:`RECENT_HOURS` hours, up to the current minute, get a row for every
+    minute of every route, at about ``recent_rate`` requests per second shared
+    as the live traffic shares them (``_LIVE``), with its failures: Checkout's
+    bad minute an hour and the planned outages, one of them three hours ago.
+    All of it goes through ``state.store.write``, the path real traffic takes,
+    so the minute rows and the hour and day roll-ups stay consistent.
+    ``now_minute`` (minutes since the epoch, default the current one) is the
+    first minute not written, for a caller that must know the outages' times
+    (``plan_outages(days, now_minute, random.Random(seed))``).
     """
     if days <= 0:
         return 0
     rng = random.Random(seed)
     state = get_state(app)
     ids = state.route_ids()
-    now_minute = int(time.time() // 60)
+    if now_minute is None:
+        now_minute = int(time.time() // 60)
     first_hour = (now_minute - days * 1440) // 60 * 60
-    last_hour = (now_minute - 60) // 60 * 60
+    # The minute-by-minute part starts on an hour, at most RECENT_HOURS ago.
+    recent_start = max(first_hour, (now_minute - RECENT_HOURS * 60) // 60 * 60)
     outages = plan_outages(days, now_minute, rng)
     outage_minutes: dict[str, dict[int, Outage]] = {}
     for outage in outages:
@@ -297,29 +431,21 @@ def fill_history(app: Flask, days: int, seed: int = 1) -> int:
 
     written = 0
     day_counts: dict[tuple[str, int, int], list[float]] = {}
-    for hour in range(first_hour, last_hour, 60):
-        # A daily rhythm: busy afternoons (UTC), quiet nights.
-        rhythm = 0.35 + 0.65 * max(0.0, 1 - abs(((hour // 60) % 24) - 15) / 12)
-        for rule, (per_hour, fail_ratio, fail_status, latency) in _PROFILES.items():
-            bad = outage_minutes.get(rule, {})
-            total = max(1, int(per_hour * rhythm * rng.uniform(0.8, 1.2)))
-            in_outage = [m for m in range(hour, hour + 60) if m in bad]
-            normal_share = total * (60 - len(in_outage)) // 60
-            failures = sum(1 for _ in range(normal_share) if rng.random() < fail_ratio)
-            _add(day_counts, (rule, hour, 200), normal_share - failures, latency)
-            _add(day_counts, (rule, hour, fail_status), failures, latency * 3)
-            if rule == "/api/search":
-                _add(day_counts, (rule, hour, 400), normal_share // 40, 2)
-            for minute in in_outage:
-                outage = bad[minute]
-                per_minute = max(4, total // 60)
-                failed = round(per_minute * outage.ratio)
-                _add(day_counts, (rule, minute, 200), per_minute - failed, latency * 4)
-                _add(day_counts, (rule, minute, outage.status), failed, latency * 10)
+    for hour in range(first_hour, recent_start, 60):
+        _add_hour(day_counts, rng, hour, outage_minutes)
         # Write a day at a time: a bounded batch, one transaction each.
-        if (hour // 60) % 24 == 23 or hour + 60 >= last_hour:
+        if (hour // 60) % 24 == 23:
             written += state.store.write(day_counts, ids)
             day_counts = {}
+
+    per_minute_rate = max(recent_rate, 1.0) * 60
+    for minute in range(recent_start, now_minute):
+        _add_minute(day_counts, rng, minute, outage_minutes, per_minute_rate)
+        if minute % 60 == 59 or minute + 1 == now_minute:
+            written += state.store.write(day_counts, ids)
+            day_counts = {}
+    if day_counts:
+        written += state.store.write(day_counts, ids)
     # Minute rows older than the retention are not needed: the roll-ups have them.
     state.store.prune()
     return written
@@ -407,8 +533,7 @@ def _reset(app: Flask) -> None:
     with state.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
-    state.store._ids = {}
-    state.store._synced_signature = None
+    state.store.routes.forget()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -420,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Status data deleted.")
     if args.history > 0:
         started = time.perf_counter()
-        written = fill_history(app, args.history, args.seed)
+        written = fill_history(app, args.history, args.seed, args.traffic)
         took = time.perf_counter() - started
         print(f"History: {written:,} requests over {args.history} days written in {took:.1f} s.")
 

@@ -16,7 +16,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the scripts import the package; this module need not
+    from flask_server_status.buffer import Buffer
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -126,3 +129,31 @@ def write_section(name: str, title: str, body: str, env: Sequence[str] = ()) -> 
 def percent(ratio: float) -> str:
     """``1.034`` -> ``+3.4 %``."""
     return f"{(ratio - 1) * 100:+.1f} %"
+
+
+# -- holding the buffer's threads -------------------------------------------------------
+# The benchmarks drain and flush themselves, at known points, so the buffer's
+# drain thread must never start. The buffer has no public switch for that
+# (yet), so this is the one place in bench/ that reaches into it.
+
+
+class _NoThread:
+    """Stands in for the drain thread, so the buffer never starts one."""
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+def hold_drain_thread(buffer: Buffer) -> None:
+    """Keep ``buffer`` from starting its drain thread; undo with :func:`release_drain_thread`."""
+    buffer._thread = _NoThread()  # type: ignore[assignment]  # noqa: SLF001 - no public switch
+
+
+def release_drain_thread(buffer: Buffer) -> None:
+    """Let ``buffer`` start (or, in :meth:`Buffer.stop`, skip) its drain thread again."""
+    buffer._thread = None  # noqa: SLF001 - no public switch
+
+
+def buffered_keys(buffer: Buffer) -> int:
+    """Distinct (rule, minute, status) keys drained and waiting for a flush."""
+    return len(buffer._counts)  # noqa: SLF001 - no public count of keys

@@ -42,7 +42,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -50,11 +50,15 @@ from common import (
     BENCH,
     ROOT,
     VENV_PYTHON,
+    hold_drain_thread,
     median,
     percent,
     table,
     write_section,
 )
+
+if TYPE_CHECKING:  # imported where used: the peers' processes import this module too
+    from flask import Flask
 
 CONTENDERS = ("bare", "status", "prometheus", "dashboard")
 #: Builds of the extension with parts taken out, to tell which part costs what
@@ -96,24 +100,34 @@ EXPECTED = (200,) * 13 + (404, 200, 404, 404, 404, 500, 500)
 
 def create_app(contender: str = "bare", workdir: str | None = None) -> Any:
     """The benchmark app with ``contender`` installed (gunicorn calls this too)."""
-    from flask import Flask, abort, jsonify, request
+    from flask import Flask
 
     workdir = workdir or tempfile.mkdtemp(prefix=f"bench-{contender}-")
     os.makedirs(workdir, exist_ok=True)
     app = Flask("bench_app", instance_path=workdir)
     app.config["SECRET_KEY"] = "bench"
+    _add_routes(app)
+    _install(app, contender, workdir)
+    _apply_variant(app, contender)
+    return app
 
-    def page(name: str) -> Callable[[], str]:
-        def view() -> str:
-            return f"<h1>{name}</h1>"
 
-        view.__name__ = f"page_{name}"
-        view.__doc__ = f"# {name.title()}\nThe {name} page."
-        return view
+def _page(name: str) -> Callable[[], str]:
+    def view() -> str:
+        return f"<h1>{name}</h1>"
 
-    app.add_url_rule("/", view_func=page("index"))
+    view.__name__ = f"page_{name}"
+    view.__doc__ = f"# {name.title()}\nThe {name} page."
+    return view
+
+
+def _add_routes(app: Flask) -> None:
+    """A small site's routes: pages, a JSON API, 404s and 500s."""
+    from flask import abort, jsonify, request
+
+    app.add_url_rule("/", view_func=_page("index"))
     for name in ("about", "pricing", "docs", "blog", "contact", "team", "careers", "faq"):
-        app.add_url_rule(f"/{name}", view_func=page(name))
+        app.add_url_rule(f"/{name}", view_func=_page(name))
 
     @app.route("/api/users")
     def users() -> Any:
@@ -153,6 +167,9 @@ def create_app(contender: str = "bare", workdir: str | None = None) -> Any:
     def fail_db() -> Any:
         abort(500)
 
+
+def _install(app: Any, contender: str, workdir: str) -> None:
+    """Install ``contender``'s extension (none for ``bare`` and ``passthrough``)."""
     base = contender.split("-")[0] if contender != "passthrough" else "bare"
     if contender.startswith("status"):
         from flask_server_status import FlaskStatus
@@ -173,8 +190,6 @@ def create_app(contender: str = "bare", workdir: str | None = None) -> Any:
         dashboard.bind(app)
     elif base != "bare":
         raise SystemExit(f"unknown contender {contender!r}")
-    _apply_variant(app, contender)
-    return app
 
 
 def _apply_variant(app: Any, contender: str) -> None:
@@ -197,14 +212,7 @@ def _apply_variant(app: Any, contender: str) -> None:
     elif contender == "status-nocapture":
         app.wsgi_app = app.wsgi_app.wsgi_app
     elif contender == "status-nodrain":
-        app.wsgi_app.buffer._thread = _NoThread()
-
-
-class _NoThread:
-    """Stands in for the flusher thread so that the buffer never starts one."""
-
-    def join(self, timeout: float | None = None) -> None:
-        return None
+        hold_drain_thread(app.wsgi_app.buffer)
 
 
 def available(contenders: Iterable[str]) -> list[str]:
@@ -274,7 +282,10 @@ def wsgi_loop(contender: str, requests: int) -> None:
     """Call the app ``requests`` times through WSGI, then leave without the exit hooks."""
     from werkzeug.test import EnvironBuilder
 
-    app = create_app(contender, str(Path.cwd() / f"loop-{contender}"))
+    # A directory of its own per run: a shared one would hand this run the
+    # journal the previous (M or other-seed) run left, and its replay into
+    # the database, timed by callgrind, would be counted as per-request cost.
+    app = create_app(contender, tempfile.mkdtemp(prefix=f"loop-{contender}-", dir=Path.cwd()))
     environs = [
         EnvironBuilder(path=p, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
         for p in PATHS
@@ -382,7 +393,16 @@ def run_wsgi(
 # -- mode 2b: the capture path alone, to price its parts -----------------------------------
 
 
-MICRO = ("plain", "wrapper", "wrapper+clock", "capture", "capture+drain")
+MICRO = (
+    "plain",
+    "wrapper",
+    "wrapper+clock",
+    "capture",
+    "capture+drain",
+    "capture+drain+journal",
+    "capture+drain1",
+    "capture+drain1+journal",
+)
 
 
 def micro_loop(kind: str, requests: int) -> None:
@@ -405,17 +425,27 @@ def micro_loop(kind: str, requests: int) -> None:
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         return None
 
-    buffer = Buffer(lambda counts: None, 3600, 100_000)
-    buffer._thread = _NoThread()  # drained below, at a known point, or not at all
+    journal = None
+    if kind.endswith("+journal"):
+        from flask_server_status.journal import Journal
+
+        journal = Journal(str(Path.cwd() / f"journal-{os.getpid()}"))
+    buffer = Buffer(lambda counts, mark: None, 3600, 100_000, journal=journal)
+    hold_drain_thread(buffer)  # drained below, at a known point, or not at all
     wsgi: Any = app
     if kind.startswith("capture"):
         wsgi = capture.CaptureMiddleware(app, buffer)
     elif kind.startswith("wrapper"):
         wsgi = _wrapper(app, clock=kind == "wrapper+clock")
+    # "drain1": a drain after every request, as at one request per second,
+    # where each drain (and each journal line) serves a single request.
+    each = kind.startswith("capture+drain1")
     for _ in range(requests):
         for _chunk in wsgi(dict(environ), start_response):
             pass
-    if kind == "capture+drain":
+        if each:
+            buffer.drain()
+    if kind.startswith("capture+drain"):
         buffer.drain()
     sys.stdout.flush()
     os._exit(0)
@@ -642,6 +672,17 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             ("the whole capture middleware", "capture", "plain"),
             ("draining one event into the counters (flusher thread)", "capture+drain", "capture"),
             ("capture and drain together", "capture+drain", "plain"),
+            (
+                "journal: its line for a drain of all N requests (busy process)",
+                "capture+drain+journal",
+                "capture+drain",
+            ),
+            ("a drain after every request (one request a second)", "capture+drain1", "capture"),
+            (
+                "journal: one line per request (one request a second)",
+                "capture+drain1+journal",
+                "capture+drain1",
+            ),
         ]
         parts.append(
             f"### Where the extension's instructions go (callgrind, a do-nothing WSGI app,"
@@ -656,8 +697,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             + "\n\n`wrapper` and `wrapper+clock` are stand-ins of the middleware's shape"
             " written in the benchmark; `capture` is the extension's own"
             " `CaptureMiddleware`, and `capture+drain` adds `Buffer.drain()` of the queued"
-            " events. These differences are exact; the whole-app figures above move by a"
-            " couple of percent with the hash seed (allocation and garbage-collection timing)."
+            " events; `+journal` appends each drain's counts to the local journal (one"
+            " `os.write` of a JSON line per drain, in the drain thread, never on the request"
+            " path); `drain1` drains after every request, the worst case for the journal"
+            " (each line serves one request). These differences are exact; the whole-app"
+            " figures above move by a couple of percent with the hash seed (allocation and"
+            " garbage-collection timing)."
         )
     if "gunicorn" in results:
         r = results["gunicorn"]
@@ -704,6 +749,35 @@ def setup_env() -> None:
     )
 
 
+def _wsgi_mode(
+    args: argparse.Namespace, contenders: list[str], workdir: Path, python: str
+) -> dict[str, Any]:
+    """The ``wsgi`` (and, with ``--variants`` or ``--parts``, ``micro``) results; none without
+    valgrind."""
+    if not args.smoke and shutil.which("valgrind") is None:
+        print("wsgi mode skipped: valgrind is not installed", file=sys.stderr)
+        return {}
+    print("callgrind ...", flush=True)
+    names = contenders + (list(VARIANTS) if args.variants else [])
+    results = {"wsgi": run_wsgi(names, args.n, args.m, args.seeds, workdir, python, args.smoke)}
+    if args.variants or args.parts:
+        results["micro"] = run_micro(args.n * 10, args.m * 10, workdir, python, args.smoke)
+    return results
+
+
+def _helper_mode(args: argparse.Namespace) -> bool:
+    """Run a child's loop or ``--setup-env`` if asked for; whether one ran."""
+    if args.wsgi_loop:
+        wsgi_loop(args.wsgi_loop, args.requests)
+    elif args.micro_loop:
+        micro_loop(args.micro_loop, args.requests)
+    elif args.setup_env:
+        setup_env()
+    else:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", action="append", choices=["client", "wsgi", "gunicorn"])
@@ -711,6 +785,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-env", action="store_true", help="make bench/.env and stop")
     parser.add_argument("--no-venv", action="store_true", help="run here, not in bench/.env")
     parser.add_argument("--variants", action="store_true", help="wsgi mode: price each part")
+    parser.add_argument(
+        "--parts", action="store_true", help="wsgi mode: the capture/drain/journal parts only"
+    )
+    parser.add_argument(
+        "--section",
+        default="overhead",
+        help="the docs/benchmarks.md section to write (a partial run gets its own)",
+    )
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--passes", type=int, default=50, help="passes over the 20 paths")
@@ -730,14 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.wsgi_loop:
-        wsgi_loop(args.wsgi_loop, args.requests)
-        return 0
-    if args.micro_loop:
-        micro_loop(args.micro_loop, args.requests)
-        return 0
-    if args.setup_env:
-        setup_env()
+    if _helper_mode(args):
         return 0
     if (
         not args.no_venv
@@ -765,19 +840,7 @@ def main(argv: list[str] | None = None) -> int:
             results["client"] = run_client(contenders, args.rounds, args.passes, workdir)
             os.chdir(cwd)
         if "wsgi" in modes:
-            missing = not args.smoke and shutil.which("valgrind") is None
-            if missing:
-                print("wsgi mode skipped: valgrind is not installed", file=sys.stderr)
-            else:
-                print("callgrind ...", flush=True)
-                names = contenders + (list(VARIANTS) if args.variants else [])
-                results["wsgi"] = run_wsgi(
-                    names, args.n, args.m, args.seeds, workdir, python, args.smoke
-                )
-                if args.variants:
-                    results["micro"] = run_micro(
-                        args.n * 10, args.m * 10, workdir, python, args.smoke
-                    )
+            results.update(_wsgi_mode(args, contenders, workdir, python))
         if "gunicorn" in modes:
             if shutil.which("wrk") is None:
                 print("gunicorn mode skipped: wrk is not installed", file=sys.stderr)
@@ -795,7 +858,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if not args.smoke:
-        write_section("overhead", "Per-request overhead (bench/overhead.py)", text)
+        title = "Per-request overhead (bench/overhead.py)"
+        if args.section != "overhead":
+            title = f"Per-request overhead: {args.section} (bench/overhead.py)"
+        write_section(args.section, title, text)
     return 0
 
 

@@ -8,6 +8,11 @@ extension refuses to start with the API enabled and no ``API_SECRET``)::
     GET    /flask-status/configure     every route, hidden ones included
     GET    /flask-status/openapi.json  the OpenAPI 3.1 document of the above (no token)
 
+The OpenAPI document is ``openapi.json`` beside this module (package data),
+served with its ``servers`` entry set to where the blueprint is mounted. It
+names no rule of the app: the route table, hidden routes included, is only
+for callers with the token.
+
 Every answer is JSON. Changes go through :mod:`.service`, the same path the
 admin uses, so a refused request changes nothing and an accepted one is one
 transaction.
@@ -15,21 +20,26 @@ transaction.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hmac
 import json
 import logging
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask_httpauth import HTTPTokenAuth
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import HTTPException
 
-from . import registry, service
-from .forms import DOC_MAX, NAME_MAX
+from . import service
+from .headers import api_headers
 from .models import UNMATCHED_RULE, Route
+from .routes import API_BLUEPRINT
+from .service import ServiceError
+from .state import get_state
 
 if TYPE_CHECKING:
     from .state import StatusState
@@ -38,7 +48,7 @@ __all__ = ["BLUEPRINT_NAME", "MAX_BODY_BYTES", "REALM", "make_blueprint", "opena
 
 log = logging.getLogger("flask_server_status")
 
-BLUEPRINT_NAME = "flask_status_api"
+BLUEPRINT_NAME = API_BLUEPRINT
 
 #: The realm named in ``WWW-Authenticate: Bearer realm="..."``.
 REALM = "flask-server-status"
@@ -55,36 +65,12 @@ _OPENAPI_METHODS = ("GET", "HEAD", "OPTIONS")
 _OTHER_METHODS = ("POST", "PATCH", "TRACE")
 
 
-class _BearerAuth(HTTPTokenAuth):
-    """``HTTPTokenAuth`` that also reads tokens containing ``=``.
-
-    Werkzeug parses ``Bearer a=b`` as auth parameters (token ``None``), so a
-    secret with an ``=`` inside (not just base64 padding) could never match;
-    the original project compared the whole header, so such secrets exist.
-    """
-
-    def get_auth(self) -> Authorization | None:
-        auth = super().get_auth()
-        if auth is not None and auth.token is None and auth.type == "bearer":
-            _, _, rest = request.headers.get("Authorization", "").partition(" ")
-            auth = Authorization("bearer", token=rest.strip())
-        return auth
-
-
 def _token_bytes(value: str) -> bytes:
     # WSGI carries header bytes as latin-1 text; compare the bytes the client sent.
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8", "surrogatepass")
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, errors: dict[str, list[str]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors or {}
 
 
 def _error(
@@ -100,91 +86,107 @@ def _error(
     return response
 
 
+# -- the views and handlers: module-level, each reaching its app's state -------------
+#
+# One HTTPTokenAuth serves every app: the token is checked against the secret of
+# the app handling the request (get_state()), so nothing here is built per app.
+_auth = HTTPTokenAuth(scheme="Bearer", realm=REALM)
+
+
+@_auth.verify_token
+def _verify_token(token: str) -> bool:
+    g.flask_status_token_sent = True
+    secret = _token_bytes(get_state().settings.api_secret or "")
+    # Constant time, so the answer's timing does not reveal the secret.
+    return bool(secret) and hmac.compare_digest(_token_bytes(token), secret)
+
+
+@_auth.error_handler
+def _auth_error(status: int) -> Response:
+    challenge = _auth.authenticate_header()
+    if g.get("flask_status_token_sent"):
+        # RFC 6750 3.1: name the error only when a token was sent. Neither
+        # the token nor the secret is ever echoed.
+        challenge += ', error="invalid_token"'
+        message = "Invalid token."
+    else:
+        message = "Authentication required: send 'Authorization: Bearer <API_SECRET>'."
+    return _error(401, message, WWW_Authenticate=challenge)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return api_headers(response)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+def _refused(exc: ServiceError) -> Response:
+    get_state().db.session.rollback()
+    return _error(exc.status, exc.message, exc.errors)
+
+
+def _database_error(exc: SQLAlchemyError) -> Response:
+    get_state().db.session.rollback()
+    log.error("flask-server-status: configure API: database error: %s", type(exc).__name__)
+    return _error(503, "The status database is not available; nothing was changed.")
+
+
+def _unexpected(exc: Exception) -> Response:
+    get_state().db.session.rollback()
+    log.exception("flask-server-status: configure API failed")
+    return _error(500, "Internal error; nothing was changed.")
+
+
+@_auth.login_required
+def _configure() -> Response:
+    state = get_state()
+    if request.method in ("GET", "HEAD"):
+        return _list_routes(state)
+    body = _read_body()
+    if request.method == "PUT":
+        return _put(state, body)
+    return _delete(state, body)
+
+
+def configure() -> Response:
+    """Rename, hide or delete a route; list the routes."""
+    refused = _other_method(_CONFIGURE_METHODS)
+    return refused if refused is not None else _configure()
+
+
+def openapi() -> Response:
+    """The OpenAPI document of this API (no token needed: it holds no data)."""
+    refused = _other_method(_OPENAPI_METHODS)
+    if refused is not None:
+        return refused
+    server = url_for(".configure").rsplit("/", 1)[0]
+    return jsonify(openapi_document(server or "/"))
+
+
+def not_found(path: str = "") -> Response:
+    """Any other path under the API's prefix: a JSON 404."""
+    return _error(404, "Not found: the configure API has /configure and /openapi.json.")
+
+
 def make_blueprint(state: StatusState) -> Blueprint:
     """The ``flask_status_api`` blueprint for one app's ``state``.
 
-    :param state: the app's :class:`~.extension.StatusState`; its settings
-        hold the secret, its ``db.session`` is where changes are made.
+    Only wiring: the views and handlers above are module-level and find the
+    app's state (its secret, its ``db.session``) with :func:`~.state.get_state`.
+
+    :param state: the app's :class:`~.state.StatusState`; unused here, kept so
+        every blueprint of the extension is made the same way.
     """
     bp = Blueprint(BLUEPRINT_NAME, __name__)
-    auth = _BearerAuth(scheme="Bearer", realm=REALM)
-    secret = _token_bytes(state.settings.api_secret or "")
-
-    @auth.verify_token
-    def verify_token(token: str) -> bool:
-        # Constant time, so the answer's timing does not reveal the secret.
-        return bool(secret) and hmac.compare_digest(_token_bytes(token), secret)
-
-    @auth.error_handler
-    def auth_error(status: int) -> Response:
-        challenge = auth.authenticate_header()
-        given = auth.get_auth()
-        if given is not None and given.token:
-            # RFC 6750 3.1: name the error only when a token was sent. Neither
-            # the token nor the secret is ever echoed.
-            challenge += ', error="invalid_token"'
-            message = "Invalid token."
-        else:
-            message = "Authentication required: send 'Authorization: Bearer <API_SECRET>'."
-        return _error(401, message, WWW_Authenticate=challenge)
-
-    @bp.after_request
-    def no_store(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @bp.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
-        code = exc.code or 500
-        return _error(code, exc.description or exc.name)
-
-    @bp.errorhandler(_Refused)
-    def refused(exc: _Refused) -> Response:
-        return _error(exc.status, exc.message, exc.errors)
-
-    @bp.errorhandler(service.RouteError)
-    def route_error(exc: service.RouteError) -> Response:
-        state.db.session.rollback()
-        return _error(exc.status, exc.message, exc.errors)
-
-    @bp.errorhandler(SQLAlchemyError)
-    def database_error(exc: SQLAlchemyError) -> Response:
-        state.db.session.rollback()
-        log.error("flask-server-status: configure API: database error: %s", type(exc).__name__)
-        return _error(503, "The status database is not available; nothing was changed.")
-
-    @bp.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
-        state.db.session.rollback()
-        log.exception("flask-server-status: configure API failed")
-        return _error(500, "Internal error; nothing was changed.")
-
-    @auth.login_required
-    def _configure() -> Response:
-        if request.method in ("GET", "HEAD"):
-            return _list_routes(state)
-        body = _read_body()
-        if request.method == "PUT":
-            return _put(state, body)
-        return _delete(state, body)
-
-    def configure() -> Response:
-        """Rename, hide or delete a route; list the routes."""
-        refused = _other_method(_CONFIGURE_METHODS)
-        return refused if refused is not None else _configure()
-
-    def openapi() -> Response:
-        """The OpenAPI document of this API (no token needed: it holds no data)."""
-        refused = _other_method(_OPENAPI_METHODS)
-        if refused is not None:
-            return refused
-        server = url_for(".configure").rsplit("/", 1)[0]
-        rules = list(registry.collect(state.app, state.routes))
-        return jsonify(openapi_document(server or "/", rules))
-
-    def not_found(path: str = "") -> Response:
-        return _error(404, "Not found: the configure API has /configure and /openapi.json.")
-
+    bp.before_request(_token_with_equals_sign)
+    bp.after_request(_no_store)
+    bp.register_error_handler(HTTPException, _http_error)
+    bp.register_error_handler(ServiceError, _refused)
+    bp.register_error_handler(SQLAlchemyError, _database_error)
+    bp.register_error_handler(Exception, _unexpected)
     every = [*_CONFIGURE_METHODS, *_OTHER_METHODS]
     bp.add_url_rule(
         "/configure", view_func=configure, methods=every, provide_automatic_options=False
@@ -212,26 +214,41 @@ def _other_method(allowed: tuple[str, ...]) -> Response | None:
     return None
 
 
+def _token_with_equals_sign() -> None:
+    """Give Flask-HTTPAuth the token of ``Bearer a=b`` (a ``before_request``).
+
+    Werkzeug reads a credential with an ``=`` inside (not only base64
+    padding) as auth parameters and leaves ``token`` empty, so such a secret
+    could never match; the original project compared the whole header, so
+    such secrets exist. The parsed :class:`~werkzeug.datastructures.Authorization`
+    is cached on the request, and Flask-HTTPAuth reads that same object.
+    """
+    given = request.authorization
+    if given is not None and given.type == "bearer" and given.token is None:
+        _, _, rest = request.headers.get("Authorization", "").partition(" ")
+        given.token = rest.strip() or None
+
+
 def _read_body() -> dict[str, Any]:
-    """The request's JSON object, or :class:`_Refused` 400/413."""
+    """The request's JSON object, or :class:`~.service.ServiceError` 400/413."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise _Refused(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        raise ServiceError(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
     raw = request.stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise _Refused(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        raise ServiceError(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
     try:
         # Parsed by hand rather than request.get_json(): any Content-Type is
         # accepted (curl -d sends a form type), and a deeply nested body must
         # be a 400, not a RecursionError.
         body = json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
-        raise _Refused(400, "The body is not valid JSON.") from None
+        raise ServiceError(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        raise _Refused(400, 'The body must be a JSON object, e.g. {"rule": "/"}.')
+        raise ServiceError(400, 'The body must be a JSON object, e.g. {"rule": "/"}.')
     if "rule" not in body:
-        raise _Refused(400, "Missing field: rule.", {"rule": ["This field is required."]})
+        raise ServiceError(400, "Missing field: rule.", {"rule": ["This field is required."]})
     if not isinstance(body["rule"], str):
-        raise _Refused(400, "rule must be a string.", {"rule": ["rule must be a string."]})
+        raise ServiceError(400, "rule must be a string.", {"rule": ["rule must be a string."]})
     return body
 
 
@@ -245,7 +262,7 @@ def _put(state: StatusState, body: dict[str, Any]) -> Response:
     changes = {key: value for key, value in body.items() if key != "rule"}
     service.check_types(changes)
     if not changes:
-        raise _Refused(400, "Nothing to change: give name, doc and/or hidden.")
+        raise ServiceError(400, f"Nothing to change: give any of {', '.join(service.EDITABLE)}.")
     _sync(state)
     route = service.update_route(state.db.session, body["rule"], changes)
     return jsonify({"message": "Route modified", "route": route.to_dict()})
@@ -254,7 +271,7 @@ def _put(state: StatusState, body: dict[str, Any]) -> Response:
 def _delete(state: StatusState, body: dict[str, Any]) -> Response:
     unknown = sorted(set(body) - {"rule"})
     if unknown:
-        raise _Refused(400, f"Unknown fields: {', '.join(unknown)}; DELETE takes only rule.")
+        raise ServiceError(400, f"Unknown fields: {', '.join(unknown)}; DELETE takes only rule.")
     _sync(state)
     service.get_route(state.db.session, body["rule"])  # 404 before touching the buffer
     # End the read transaction: SQLite refuses to turn a snapshot older than
@@ -280,224 +297,20 @@ def _list_routes(state: StatusState) -> Response:
 
 # -- the OpenAPI document -----------------------------------------------------------
 
-_NO_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
-#: One line, not blank: what RouteForm accepts for a name (before trimming).
-NAME_PATTERN = f"^[^{_NO_CONTROL}]*[^\\s{_NO_CONTROL}][^{_NO_CONTROL}]*$"
-#: Line breaks and tabs allowed, other control characters not.
-DOC_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+
+@functools.cache
+def _openapi_file() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
-def _json(schema_ref: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
+def openapi_document(server: str = "/flask-status") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the configure API (``openapi.json``), as a new dict.
 
-
-def _errors(*codes: int) -> dict[str, Any]:
-    meaning = {
-        400: "The body is not a JSON object, lacks rule, names an unknown field, or a value"
-        " has the wrong type.",
-        401: "Missing or wrong Bearer token.",
-        404: "No route has this rule.",
-        413: f"The body is larger than {MAX_BODY_BYTES} bytes.",
-        422: f"A value is out of bounds: empty name, name over {NAME_MAX} or description"
-        f" over {DOC_MAX} characters (after trimming), or control characters.",
-        503: "The status database is not available; nothing was changed.",
-    }
-    out: dict[str, Any] = {}
-    for code in codes:
-        out[str(code)] = _json("Error", meaning[code])
-        if code == 401:
-            out[str(code)]["headers"] = {
-                "WWW-Authenticate": {
-                    "description": f'Bearer realm="{REALM}"[, error="invalid_token"]',
-                    "schema": {"type": "string", "pattern": "^Bearer "},
-                }
-            }
-    return out
-
-
-def openapi_document(
-    server: str = "/flask-status", rules: list[str] | None = None
-) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the configure API.
-
-    :param server: the URL path the blueprint is mounted at.
-    :param rules: the app's URL rules, listed as examples of ``rule``.
+    :param server: the URL path the blueprint is mounted at; the document's
+        ``servers`` names it, so clients resolve its paths against it.
     """
-    rule: dict[str, Any] = {
-        "type": "string",
-        "description": "The URL rule, exactly as the app declares it (case and spaces count).",
-    }
-    if rules:
-        rule["examples"] = rules
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "flask-server-status configure API",
-            "version": "1",
-            "description": "Rename, hide and delete the routes shown on the status page.",
-        },
-        "servers": [{"url": server}],
-        "security": [{"bearerAuth": []}],
-        "paths": {
-            "/configure": {
-                "get": {
-                    "operationId": "listRoutes",
-                    "summary": "Every route, hidden ones included, in page order.",
-                    "responses": {
-                        "200": _json("RouteList", "The routes."),
-                        **_errors(401, 503),
-                    },
-                },
-                "put": {
-                    "operationId": "modifyRoute",
-                    "summary": "Change the name, description and/or visibility of a route.",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/RouteChange"},
-                                "example": {"rule": "/", "name": "Hello World!", "doc": ""},
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json("RouteModified", "The route after the change."),
-                        **_errors(400, 401, 404, 413, 422, 503),
-                    },
-                },
-                "delete": {
-                    "operationId": "deleteRoute",
-                    "summary": "Hide a route and delete its history; it stays hidden until"
-                    " shown again (admin, or PUT hidden=false).",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/RouteRef"},
-                                "example": {"rule": "/"},
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json("Message", "The route is deleted."),
-                        **_errors(400, 401, 404, 413, 503),
-                    },
-                },
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document.",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "The OpenAPI document.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "The app's API_SECRET (FLASK_STATUS_API_SECRET).",
-                }
-            },
-            "schemas": {
-                "RouteRef": {
-                    "type": "object",
-                    "required": ["rule"],
-                    "additionalProperties": False,
-                    "properties": {"rule": rule},
-                },
-                "RouteChange": {
-                    "type": "object",
-                    "required": ["rule"],
-                    "minProperties": 2,
-                    "additionalProperties": False,
-                    "properties": {
-                        "rule": rule,
-                        "name": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": NAME_MAX,
-                            "pattern": NAME_PATTERN,
-                            "description": "Shown instead of the rule; trimmed; not blank.",
-                        },
-                        "doc": {
-                            "type": "string",
-                            "maxLength": DOC_MAX,
-                            "pattern": DOC_PATTERN,
-                            "description": "Shown under the name; trimmed; may be empty.",
-                        },
-                        "hidden": {"type": "boolean"},
-                    },
-                },
-                "Route": {
-                    "type": "object",
-                    "required": [
-                        "id",
-                        "rule",
-                        "endpoint",
-                        "name",
-                        "doc",
-                        "hidden",
-                        "position",
-                        "updated_at",
-                    ],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "rule": {"type": "string"},
-                        "endpoint": {"type": "string"},
-                        "name": {"type": "string"},
-                        "doc": {"type": "string"},
-                        "hidden": {"type": "boolean"},
-                        "position": {"type": "integer"},
-                        "updated_at": {
-                            "type": ["string", "null"],
-                            "format": "date-time",
-                            "description": "UTC, ISO 8601 with Z.",
-                        },
-                    },
-                },
-                "RouteList": {
-                    "type": "object",
-                    "required": ["routes"],
-                    "properties": {
-                        "routes": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}}
-                    },
-                },
-                "RouteModified": {
-                    "type": "object",
-                    "required": ["message", "route"],
-                    "properties": {
-                        "message": {"const": "Route modified"},
-                        "route": {"$ref": "#/components/schemas/Route"},
-                    },
-                },
-                "Message": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {"message": {"type": "string"}},
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {"type": "string"},
-                        "errors": {
-                            "type": "object",
-                            "description": "Messages per field, when fields are at fault.",
-                            "additionalProperties": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                },
-            },
-        },
-    }
+    document = copy.deepcopy(_openapi_file())
+    document["servers"] = [{"url": server}]
+    return document

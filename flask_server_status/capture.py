@@ -1,7 +1,7 @@
 """Counting each response: rule, status and latency into the buffer.
 
 This is everything a request pays for. It touches no database and no file;
-the flusher does the rest later.
+the drain thread does the rest later.
 
 It is a WSGI middleware around ``app.wsgi_app`` rather than
 ``before_request``/``after_request`` hooks: Flask runs every hook through
@@ -21,8 +21,10 @@ from time import perf_counter
 from typing import Any
 
 from flask import Flask, got_request_exception, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
-from .buffer import MAX_EVENTS, Buffer
+from .buffer import Buffer
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -37,13 +39,19 @@ class CaptureMiddleware:
     The event is raw on purpose - (status line, matched rule) pairs sent,
     and two ``perf_counter`` readings - because everything derived from it
     (status code, minute, histogram bucket) can be worked out later by the
-    flusher, off the request path.
+    drain, off the request path.
+
+    :param wsgi_app: the app's ``wsgi_app`` to wrap.
+    :param buffer: where events go, through :meth:`.Buffer.record`.
+    :param app: the Flask app, to find the rule of a request that raised.
     """
 
-    def __init__(self, wsgi_app: WSGIApp, buffer: Buffer) -> None:
+    def __init__(self, wsgi_app: WSGIApp, buffer: Buffer, app: Flask | None = None) -> None:
         self.wsgi_app = wsgi_app
         self.buffer = buffer
-        self.events = buffer._events
+        self.app = app
+        # Bound once: the request path pays one call, no attribute lookups.
+        self.record = buffer.record
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start = perf_counter()
@@ -60,18 +68,43 @@ class CaptureMiddleware:
         try:
             return self.wsgi_app(environ, capture_status)
         except BaseException:
-            # The app raised instead of answering (testing/debug mode): the
-            # server answers 500. note_exception() kept the rule.
-            sent.append(("500", environ.get(_RULE)))
+            # The app raised instead of answering: an exception in testing
+            # or debug mode, or SystemExit / KeyboardInterrupt (a worker that
+            # gunicorn aborts on its timeout), which Flask never handles. The
+            # server answers 500, or nothing; either way the request failed,
+            # and on its own rule.
+            sent.append(("500", self._rule_of(environ)))
             raise
         finally:
-            events = self.events
-            if len(events) < MAX_EVENTS:
-                events.append((sent, start, perf_counter()))
-            else:
-                self.buffer.count_dropped()
-            if self.buffer._thread is None:
-                self.buffer._start()
+            self.record(sent, start, perf_counter())
+
+    def _rule_of(self, environ: dict[str, Any]) -> Any:
+        """The rule of a request that raised: kept by :meth:`note_exception`, or matched again.
+
+        ``got_request_exception`` only fires for :class:`Exception`; for the
+        rest the URL is matched again here, which costs nothing unless a
+        request raised.
+        """
+        rule = environ.get(_RULE)
+        if rule is not None or self.app is None:
+            return rule
+        app = self.app
+        try:
+            server_name = app.config.get("SERVER_NAME")
+            subdomain = None
+            if app.url_map.host_matching:
+                server_name = None
+            elif not app.subdomain_matching:
+                subdomain = app.url_map.default_subdomain or ""
+            adapter = app.url_map.bind_to_environ(
+                environ, server_name=server_name, subdomain=subdomain
+            )
+            rule, _args = adapter.match(return_rule=True)
+        except (HTTPException, RequestRedirect):
+            return None
+        except Exception:  # counting never breaks a request, not even a failed one
+            return None
+        return rule
 
     def note_exception(self, sender: Flask, exception: BaseException, **extra: Any) -> None:
         """``got_request_exception`` receiver: keep the rule of a request that raised."""
@@ -80,7 +113,7 @@ class CaptureMiddleware:
 
 def install(app: Flask, buffer: Buffer) -> None:
     """Count every response of ``app`` into ``buffer``."""
-    middleware = CaptureMiddleware(app.wsgi_app, buffer)
+    middleware = CaptureMiddleware(app.wsgi_app, buffer, app)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     # The signal only fires for unhandled exceptions: free on the normal path.
     got_request_exception.connect(middleware.note_exception, app)

@@ -8,6 +8,8 @@ so with ``FLASK_APP`` pointing at the host app::
     flask status incidents          # recent runs of failing minutes
     flask status rename / describe  # set a route's name / description (as the admin does)
     flask status hide / show        # take routes off the page or back
+    flask status set RULE --failure-codes 404,429 --latency-ms 500 --slo 99.9
+                                    # a route's own verdict settings ("none": global)
     flask status delete RULE        # hide a route and purge its history
     flask status flush              # write this process's buffered counts now
     flask status prune              # delete minute/hour rows past their retention
@@ -27,8 +29,8 @@ from typing import Any, TypeVar
 import click
 from flask.cli import AppGroup
 
-from . import queries, service
-from .service import RouteError
+from . import format, forms, queries, service
+from .service import ServiceError
 from .state import get_state
 
 status_cli = AppGroup(
@@ -40,7 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _session_command(func: F) -> F:
-    """Turn a :class:`RouteError` into a one-line message and exit status 1.
+    """Turn a :class:`~.service.ServiceError` into a one-line message and exit status 1.
 
     The session is removed afterwards in every case: when the extension made
     its own ``db``, Flask-SQLAlchemy's app-context teardown is confined to our
@@ -52,7 +54,7 @@ def _session_command(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except RouteError as exc:
+        except ServiceError as exc:
             get_state().db.session.rollback()
             raise click.ClickException(exc.message) from None
         finally:
@@ -62,11 +64,11 @@ def _session_command(func: F) -> F:
 
 
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
+    return format.percent(value, missing="-")
 
 
 def _time(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+    return format.utc_time(moment, missing="-")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -178,6 +180,59 @@ def describe(rule: str, doc: str) -> None:
     state.route_ids()
     route = service.update_route(state.db.session, rule, {"doc": doc})
     click.echo(f"Description of {route.rule} set.")
+
+
+def _parsed(option: str, text: str | None, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(text or "")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@status_cli.command("set")
+@click.argument("rule")
+@click.option(
+    "--failure-codes",
+    metavar="CODES",
+    help="4xx codes that fail on this route, e.g. 404,429 (5xx: none; none: the global set).",
+)
+@click.option("--latency-ms", metavar="MS", help="p95 threshold in ms (none: the global setting).")
+@click.option(
+    "--slo", metavar="PERCENT", help="objective in percent, e.g. 99.9 (none: the global one)."
+)
+@_session_command
+def set_overrides(
+    rule: str, failure_codes: str | None, latency_ms: str | None, slo: str | None
+) -> None:
+    """Set the route RULE's own failure codes, latency threshold and SLO target.
+
+    Checked as the admin form and the API check them. New failure codes
+    classify the counts written from the next flush on; counts already
+    written keep the classification they had.
+    """
+    changes: dict[str, Any] = {}
+    if failure_codes is not None:
+        changes["failure_codes"] = _parsed("--failure-codes", failure_codes, forms.parse_codes)
+    if latency_ms is not None:
+        changes["latency_threshold_ms"] = _parsed("--latency-ms", latency_ms, forms.parse_number)
+    if slo is not None:
+        changes["slo_target"] = _parsed("--slo", slo, forms.parse_number)
+    if not changes:
+        raise click.UsageError("Give --failure-codes, --latency-ms and/or --slo.")
+    state = get_state()
+    state.route_ids()
+    route = service.update_route(state.db.session, rule, changes)
+    codes = route.failure_codes
+    click.echo(
+        f"{route.rule}: failure codes "
+        + ("global" if codes is None else ", ".join(map(str, codes)) or "5xx only")
+        + f"; latency threshold {_or_global(route.latency_threshold_ms, ' ms')}"
+        + f"; SLO target {_or_global(route.slo_target, ' %')}."
+    )
+
+
+def _or_global(value: float | None, unit: str) -> str:
+    return "global" if value is None else f"{value:g}{unit}"
 
 
 def _set_hidden(rules: Sequence[str], hidden: bool) -> None:

@@ -42,6 +42,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "requests": "Requests",
         "failures": "Failures",
         "p95": "p95 latency",
+        "p50": "p50 latency",
         "incidents": "Recent incidents",
         "no_incidents": "No incidents recorded.",
         "ongoing": "ongoing",
@@ -53,17 +54,53 @@ TEXTS: dict[str, dict[str, str]] = {
         "updated": "Updated",
         "refreshes": "This page refreshes its data every {n} seconds.",
         "formula": "Uptime = successful requests / (successful + failed requests)."
-        " Failed: 5xx and 404; other 4xx answers are the client's fault and are"
-        " left out. Days are UTC days. A route's current status comes from the"
-        " last {window} minutes: failure ratio ≥ {degraded}% degraded,"
-        " ≥ {partial}% partial outage, ≥ {major}% major outage; no requests"
-        " means no data.",
+        " Failed: {failed}; other 4xx answers are the client's fault and are"
+        " left out. Days are UTC days. A route's current status comes from its"
+        " last {window} minutes, or as many more (up to 60) as it takes to hold"
+        " {min} classified requests: failure ratio ≥ {degraded}% degraded,"
+        " ≥ {partial}% partial outage, ≥ {major}% major outage, though never worse"
+        " than degraded on fewer than {min} requests; no classified request in 60"
+        " minutes means no data.",
         "legend": "Legend",
         "feed": "Incident feed (Atom)",
         "json": "JSON",
         "description_window": "current status, last {window} minutes",
         "counts": "{success} successful / ({success} successful + {failure} failed)",
         "uptime_24h": "last 24 hours, from the hourly totals",
+        "failed_5xx": "every 5xx",
+        "failed_5xx_and": "5xx and {codes}",
+        "failures_here": "failures here: {failed}",
+        "ago": "{} ago",
+        "just_now": "just now",
+        "on_day": "on {day} (UTC day)",
+        "ongoing_label": "Ongoing",
+        "powered_by": "Powered by",
+        "details": "Every day and minute",
+        "back": "Back to the status page",
+        "when": "When",
+        "status": "Status",
+        "p95_short": "p95",
+        "last_90_days_table": "Last 90 days (UTC days), newest first",
+        "last_60_minutes_table": "Last 60 minutes (UTC), newest first",
+        "basis": "last {minutes} min, {requests} requests",
+        "basis_one": "last {minutes} min, 1 request",
+        "latency_now": "p95 {p95}",
+        "latency_threshold": "p95 {p95} (threshold {threshold})",
+        "latency_over": "over the threshold",
+        "budget": "Error budget",
+        "budget_left": "{left} left",
+        "budget_overspent": "overspent",
+        "budget_objective": "objective {target}% over {days} days",
+        "budget_no_traffic": "no traffic yet",
+        "burn_rates": "burn rate 1 h {h1} · 6 h {h6}",
+        "paging": "Page someone: 1 h burn rate {rate}, above {limit}",
+        "badge_budget": "budget",
+        "badge_no_objective": "no objective",
+        "badge_unknown_metric": "unknown metric",
+        "formula_latency": "A p95 latency over {threshold} across the window makes a route"
+        " degraded.",
+        "formula_slo": "Error budget: objective {target}% over {days} UTC days; burn rate"
+        " = failure ratio / (1 - objective), 1 spending the budget exactly in its window.",
     },
     "es": {
         "title": "Estado del servicio",
@@ -92,6 +129,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "requests": "Peticiones",
         "failures": "Fallos",
         "p95": "Latencia p95",
+        "p50": "Latencia p50",
         "incidents": "Incidentes recientes",
         "no_incidents": "No hay incidentes registrados.",
         "ongoing": "en curso",
@@ -103,17 +141,54 @@ TEXTS: dict[str, dict[str, str]] = {
         "updated": "Actualizado",
         "refreshes": "Esta página actualiza sus datos cada {n} segundos.",
         "formula": "Disponibilidad = peticiones correctas / (correctas + fallidas)."
-        " Fallidas: 5xx y 404; las demás respuestas 4xx son culpa del cliente y no"
-        " cuentan. Los días son días UTC. El estado actual de una ruta sale de los"
-        " últimos {window} minutos: proporción de fallos ≥ {degraded}% degradado,"
-        " ≥ {partial}% interrupción parcial, ≥ {major}% interrupción grave; sin"
-        " peticiones, sin datos.",
+        " Fallidas: {failed}; las demás respuestas 4xx son culpa del cliente y no"
+        " cuentan. Los días son días UTC. El estado actual de una ruta sale de sus"
+        " últimos {window} minutos, o de tantos más (hasta 60) como hagan falta para"
+        " reunir {min} peticiones clasificadas: proporción de fallos ≥ {degraded}%"
+        " degradado, ≥ {partial}% interrupción parcial, ≥ {major}% interrupción grave,"
+        " pero nunca peor que degradado con menos de {min} peticiones; sin peticiones"
+        " clasificadas en 60 minutos, sin datos.",
         "legend": "Leyenda",
         "feed": "Canal de incidentes (Atom)",
         "json": "JSON",
         "description_window": "estado actual, últimos {window} minutos",
         "counts": "{success} correctas / ({success} correctas + {failure} fallidas)",
         "uptime_24h": "últimas 24 horas, de los totales por hora",
+        "failed_5xx": "todas las 5xx",
+        "failed_5xx_and": "5xx y {codes}",
+        "failures_here": "fallidas aquí: {failed}",
+        "ago": "hace {}",
+        "just_now": "ahora mismo",
+        "on_day": "el {day} (día UTC)",
+        "ongoing_label": "En curso",
+        "powered_by": "Funciona con",
+        "details": "Cada día y cada minuto",
+        "back": "Volver a la página de estado",
+        "when": "Cuándo",
+        "status": "Estado",
+        "p95_short": "p95",
+        "last_90_days_table": "Últimos 90 días (días UTC), los más recientes primero",
+        "last_60_minutes_table": "Últimos 60 minutos (UTC), los más recientes primero",
+        "basis": "últimos {minutes} min, {requests} peticiones",
+        "basis_one": "últimos {minutes} min, 1 petición",
+        "latency_now": "p95 {p95}",
+        "latency_threshold": "p95 {p95} (umbral {threshold})",
+        "latency_over": "por encima del umbral",
+        "budget": "Presupuesto de errores",
+        "budget_left": "queda {left}",
+        "budget_overspent": "agotado",
+        "budget_objective": "objetivo {target}% en {days} días",
+        "budget_no_traffic": "aún sin tráfico",
+        "burn_rates": "tasa de consumo 1 h {h1} · 6 h {h6}",
+        "paging": "Avisar a alguien: tasa de consumo en 1 h {rate}, por encima de {limit}",
+        "badge_budget": "presupuesto",
+        "badge_no_objective": "sin objetivo",
+        "badge_unknown_metric": "métrica desconocida",
+        "formula_latency": "Una latencia p95 por encima de {threshold} en la ventana degrada"
+        " la ruta.",
+        "formula_slo": "Presupuesto de errores: objetivo {target}% en {days} días UTC; tasa"
+        " de consumo = proporción de fallos / (1 - objetivo); 1 agota el presupuesto"
+        " justo al final de su ventana.",
     },
 }
 

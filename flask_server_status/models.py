@@ -14,11 +14,14 @@ extension points that key at the app's default database unless
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from .config import BIND_KEY, HISTOGRAM_SIZE, LATENCY_BOUNDS_MS, OUTCOME_NAMES
 
@@ -26,6 +29,32 @@ UNMATCHED_RULE = "<unmatched>"
 """Rule under which requests that matched no URL rule are counted; never shown."""
 
 HISTOGRAM_COLUMNS = tuple(f"h{i}" for i in range(HISTOGRAM_SIZE))
+
+#: Length of :func:`rule_key`'s hex digest.
+RULE_KEY_LENGTH = 64
+
+
+def rule_key(rule: str) -> str:
+    """The key a rule is stored and looked up under: the SHA-256 of its UTF-8, in hex.
+
+    Rules are compared by this key, never by their text, because the text
+    column compares differently per database: MariaDB's default collation
+    finds ``/Report`` equal to ``/report`` and ``/cafe`` to ``/café``, and a
+    unique index on text limits its length. The key is fixed-length and
+    plain ASCII, so it compares exactly everywhere, for a rule of any length.
+
+    >>> rule_key("/") == rule_key("/")
+    True
+    >>> rule_key("/Report") == rule_key("/report")
+    False
+    """
+    # surrogatepass: a lone surrogate still gets a key (the rule itself is
+    # refused before it reaches the database; see routes.storable()).
+    return hashlib.sha256(rule.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _rule_key_default(context: Any) -> str:
+    return rule_key(context.get_current_parameters()["rule"])
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -57,6 +86,28 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class CodeList(sa.TypeDecorator[list[int]]):
+    """A list of HTTP status codes stored as JSON text (``"[404, 429]"``), or NULL.
+
+    Text rather than the databases' JSON types: the three read it back alike,
+    and a route table compares its rows whole (the snapshot reader does), so
+    the value must come back as the same plain, sorted list of ints.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[int] | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(sorted({int(code) for code in value}))
+
+    def process_result_value(self, value: str | None, dialect: Any) -> list[int] | None:
+        if value is None:
+            return None
+        return [int(code) for code in json.loads(value)]
+
+
 class Base(DeclarativeBase):
     metadata = sa.MetaData(
         info={"bind_key": BIND_KEY},
@@ -75,7 +126,14 @@ class Route(Base):
     __tablename__ = "flask_status_route"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    #: The rule, whole: any length (MEDIUMTEXT on MySQL, whose TEXT stops at 64 KB).
+    rule: Mapped[str] = mapped_column(
+        sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+    )
+    #: :func:`rule_key` of :attr:`rule`: the unique key, exact on every database.
+    rule_hash: Mapped[str] = mapped_column(
+        sa.String(RULE_KEY_LENGTH), unique=True, default=_rule_key_default
+    )
     endpoint: Mapped[str] = mapped_column(sa.String(255), default="")
     name: Mapped[str] = mapped_column(sa.String(100), default="")
     doc: Mapped[str] = mapped_column(sa.Text, default="")
@@ -88,6 +146,20 @@ class Route(Base):
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: The operator's per-route overrides (admin, API, CLI); NULL: the global setting.
+    #: The route's own failure codes, replacing ``FLASK_STATUS_FAILURE_CODES``; used
+    #: when counts are written, so past counts keep the classification they had.
+    failure_codes: Mapped[list[int] | None] = mapped_column(CodeList, nullable=True)
+    #: p95 latency threshold (ms), replacing ``FLASK_STATUS_LATENCY_THRESHOLD_MS``.
+    latency_threshold_ms: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+    #: Service level objective in percent, replacing ``FLASK_STATUS_SLO_TARGET``.
+    slo_target: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+
+    @validates("rule")
+    def _keep_key(self, _key: str, rule: str) -> str:
+        # A rule set through the ORM keeps its key in step.
+        self.rule_hash = rule_key(rule)
+        return rule
 
     def __repr__(self) -> str:
         return f"<Route {self.rule!r} name={self.name!r}{' hidden' if self.hidden else ''}>"
@@ -108,6 +180,9 @@ class Route(Base):
             "updated_at": self.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
             if self.updated_at
             else None,
+            "failure_codes": self.failure_codes,
+            "latency_threshold_ms": self.latency_threshold_ms,
+            "slo_target": self.slo_target,
         }
 
 
@@ -199,12 +274,30 @@ class LogDay(_Rollup, Base):
     day: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class JournalSegment(Base):
+    """A segment of a process's local journal whose counts are in the database.
+
+    Written in the same transaction as the segment's counts, so that a replay
+    after a crash between that commit and the file's deletion writes nothing
+    twice (see :mod:`.journal`).
+    """
+
+    __tablename__ = "flask_status_journal"
+    __table_args__ = (sa.UniqueConstraint("host", "segment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    segment: Mapped[str] = mapped_column(sa.String(100))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 #: The tables as :class:`~sqlalchemy.Table` objects, for Core statements
 #: (``Model.__table__`` is typed as a plain ``FromClause``).
 ROUTE_TABLE = cast(sa.Table, Route.__table__)
 LOG_TABLE = cast(sa.Table, Log.__table__)
 HOUR_TABLE = cast(sa.Table, LogHour.__table__)
 DAY_TABLE = cast(sa.Table, LogDay.__table__)
+JOURNAL_TABLE = cast(sa.Table, JournalSegment.__table__)
 
 
 def percentile(histogram: tuple[int, ...] | list[int], q: float, maximum: float) -> float | None:

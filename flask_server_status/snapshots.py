@@ -32,10 +32,10 @@ from __future__ import annotations
 import functools
 import heapq
 import threading
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from .config import Settings
+    from .queries import AnySelect
     from .state import StatusState
 
 #: Fingerprint of a day, hour or minute with no rows.
@@ -83,7 +84,7 @@ def take_snapshot(state: StatusState, now: datetime | None = None) -> Snapshot:
 
 
 @functools.cache
-def _prints(model: type[Log] | type[LogHour] | type[LogDay], column: str) -> sa.Select:
+def _prints(model: type[Log] | type[LogHour] | type[LogDay], column: str) -> AnySelect:
     """Fingerprints per minute, hour or day from ``:lo`` up to ``:hi`` (excluded).
 
     Built once per table: building a statement costs more than running these.
@@ -98,14 +99,14 @@ def _prints(model: type[Log] | type[LogHour] | type[LogDay], column: str) -> sa.
 
 
 @functools.cache
-def _past_days_sum() -> sa.Select:
+def _past_days_sum() -> AnySelect:
     return sa.select(sa.func.count(), sa.func.sum(LogDay.total)).where(
         LogDay.day >= sa.bindparam("lo"), LogDay.day < sa.bindparam("hi")
     )
 
 
 def _fingerprints(
-    conn: sa.Connection, query: sa.Select, lo: datetime, hi: datetime
+    conn: sa.Connection, query: AnySelect, lo: datetime, hi: datetime
 ) -> dict[datetime, Fingerprint]:
     rows = conn.execute(query, {"lo": lo, "hi": hi})
     return {start: (int(count), int(total or 0)) for start, count, total in rows}
@@ -133,15 +134,20 @@ class SnapshotReader:
 
     :param engine: the engine of the ``flask_status`` bind.
     :param settings: the app's settings (thresholds, windows, retention).
+    :param routes: the app's ``routes=`` list, if any: only these rules are
+        shown, though other apps sharing the database have rows of their own.
     """
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, routes: Collection[str] | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.only = frozenset(routes) if routes is not None else None
         self._lock = threading.Lock()
         self._generation = 0
         self._last: Snapshot | None = None
-        self._routes: list[sa.Row] = []
+        self._routes: list[sa.Row[Any]] = []
         self._visible: set[int] = set()
         self._forget()
 
@@ -161,18 +167,25 @@ class SnapshotReader:
         self._failing: dict[datetime, list[FailingMinute]] = {}
         #: Past days whose finished hours were all checked, at this day fingerprint.
         self._checked_days: dict[datetime, Fingerprint] = {}
-        #: Runs of the finished hours after the oldest one, per route, and their key.
-        self._runs: dict[int, list[Incident]] = {}
+        #: Failing minutes of the finished hours after the oldest one, per route,
+        #: and their key.
+        self._runs: dict[int, list[FailingMinute]] = {}
         self._runs_key: object = None
-        #: Per route, the current hour's failing minutes and their runs.
-        self._tail_runs: dict[int, tuple[list[FailingMinute], list[Incident]]] = {}
-        #: Route statuses of the last snapshot, its minute and 24 h uptimes, and
+        #: Per (route, after, before): minutes with traffic strictly between,
+        #: both before the current hour; kept until a finished hour is re-scanned.
+        self._gaps: dict[tuple[int, datetime, datetime], int] = {}
+        self._gaps_hour: datetime | None = None
+        #: Route statuses of the last snapshot, its minute and recent counts, and
         #: the routes whose buckets changed since.
         self._statuses: dict[int, RouteStatus] = {}
         self._statuses_minute: datetime | None = None
-        self._statuses_uptime: dict[int, float | None] = {}
+        self._statuses_recent: dict[int, queries.RecentCounts] = {}
         self._dirty: set[int] = set()
         self._generation += 1
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock held by a parent thread at fork time is never released."""
+        self._lock = threading.Lock()
 
     def snapshot(self, now: datetime | None = None) -> Snapshot:
         """The page's data at ``now`` (default: the current time), visible routes only.
@@ -190,9 +203,9 @@ class SnapshotReader:
                 if self._last is not None and self._last.version == version:
                     return self._last
                 visible = [row for row in self._routes if row.id in self._visible]
-                uptime_24h = queries.uptime_24h_of(conn, [row.id for row in visible], now)
-            routes = self._route_statuses(visible, uptime_24h, now)
-            found = self._incidents(now, visible)
+                recent = queries.recent_counts(conn, [row.id for row in visible], now)
+                found = self._incidents(conn, now, visible)
+            routes = self._route_statuses(visible, recent, now)
             snapshot = Snapshot(
                 now,
                 routes,
@@ -208,7 +221,7 @@ class SnapshotReader:
     def _read_routes(self, conn: sa.Connection) -> None:
         # The route table is small: reading it whole is cheaper than doubting
         # a fingerprint of renames (MySQL keeps whole seconds of updated_at).
-        rows = queries.visible_routes(conn, include_hidden=True)
+        rows = queries.visible_routes(conn, include_hidden=True, only=self.only)
         if rows == self._routes:
             return
         visible = {row.id for row in rows if not row.hidden}
@@ -245,7 +258,7 @@ class SnapshotReader:
 
     def _read_minutes(self, conn: sa.Connection, now: datetime) -> None:
         this_minute = queries.floor_minute(now)
-        length = max(60, self.settings.status_window)
+        length = queries.minute_span(self.settings)
         since = this_minute - timedelta(minutes=length - 1)
         starts = [this_minute - timedelta(minutes=n) for n in range(length - 1, -1, -1)]
         # The minutes before the current hour are only looked at one by one when
@@ -302,23 +315,11 @@ class SnapshotReader:
                     hours.append(hour)
                 hour += timedelta(hours=1)
             for first, last in _runs(hours):
-                found = queries.failing_minutes(
-                    conn,
-                    self.settings.partial_outage_ratio,
-                    Log.minute >= first,
-                    Log.minute < last + timedelta(hours=1),
-                )
-                by_hour: dict[datetime, list[FailingMinute]] = {}
-                for item in found:
-                    by_hour.setdefault(queries.floor_hour(item[1]), []).append(item)
-                hour = first
-                while hour <= last:
-                    self._failing[hour] = by_hour.get(hour, [])
-                    self._hour_prints[hour] = prints.get(hour, EMPTY)
-                    hour += timedelta(hours=1)
+                self._rescan_run(conn, first, last, prints)
             if hours:
                 self._generation += 1
                 self._runs_key = None
+                self._gaps = {}  # traffic in finished hours may have moved
         for day in unchecked:
             if day != today:
                 self._checked_days[day] = day_prints.get(day, EMPTY)
@@ -328,36 +329,61 @@ class SnapshotReader:
         for day in [d for d in self._checked_days if d < first_day or d >= today]:
             del self._checked_days[day]
 
+    def _rescan_run(
+        self,
+        conn: sa.Connection,
+        first: datetime,
+        last: datetime,
+        prints: dict[datetime, Fingerprint],
+    ) -> None:
+        """Keep the failing minutes and fingerprints of the hours ``first``..``last``."""
+        found = queries.failing_minutes(
+            conn,
+            self.settings,
+            Log.minute >= first,
+            Log.minute < last + timedelta(hours=1),
+        )
+        by_hour: dict[datetime, list[FailingMinute]] = {}
+        for item in found:
+            by_hour.setdefault(queries.floor_hour(item[1]), []).append(item)
+        hour = first
+        while hour <= last:
+            self._failing[hour] = by_hour.get(hour, [])
+            self._hour_prints[hour] = prints.get(hour, EMPTY)
+            hour += timedelta(hours=1)
+
     def _route_statuses(
-        self, visible: list[sa.Row], uptime_24h: dict[int, float | None], now: datetime
+        self, visible: list[sa.Row[Any]], recent: dict[int, queries.RecentCounts], now: datetime
     ) -> list[RouteStatus]:
         """Statuses of the visible routes, made again only for routes whose data changed."""
         minute = queries.floor_minute(now)
         if minute != self._statuses_minute:
             self._statuses = {}  # the windows moved: every route changes
-        previous = self._statuses_uptime
-        self._dirty |= {
-            r for r in uptime_24h.keys() | previous if uptime_24h.get(r) != previous.get(r)
-        }
+        previous = self._statuses_recent
+        self._dirty |= {r for r in recent.keys() | previous if recent.get(r) != previous.get(r)}
         stale = [row for row in visible if row.id in self._dirty or row.id not in self._statuses]
         for status in queries.assemble_statuses(
-            stale, self._by_minute, self._by_day, uptime_24h, now, self.settings
+            stale, self._by_minute, self._by_day, recent, now, self.settings
         ):
             self._statuses[status.id] = status
-        self._statuses_minute, self._statuses_uptime = minute, uptime_24h
+        self._statuses_minute, self._statuses_recent = minute, recent
         self._dirty.clear()
         return [self._statuses[row.id] for row in visible]
 
-    def _incidents(self, now: datetime, visible: list[sa.Row]) -> list[Incident]:
+    def _incidents(
+        self, conn: sa.Connection, now: datetime, visible: list[sa.Row[Any]]
+    ) -> list[Incident]:
         """The newest incidents of visible routes, as :func:`.queries.incidents` finds them.
 
-        Runs of failing minutes are chained in three parts: the oldest hour of
-        the window (cut at the window's start, which moves every minute), the
+        A route's failing minutes come in three parts: the oldest hour of the
+        window (cut at the window's start, which moves every minute), the
         finished hours after it (kept until an hour is re-scanned or the hour
-        changes) and the current hour (from the minute buckets). Parts are in
-        time order, so the runs of the whole are those of the parts, joined
-        where the gap between two parts is short; and only each route's newest
-        runs can be among the newest of all.
+        changes) and the current hour (from the minute buckets). Joined in
+        time order, they are judged by :func:`.verdicts.find_outages`, which
+        asks for the traffic between failing minutes only where a gap might
+        close an incident: the finished hours' part of such a gap is read
+        once and kept (:meth:`_traffic`), the current hour's counted in the
+        minute buckets.
         """
         settings = self.settings
         since = queries.incident_since(now, settings)
@@ -365,15 +391,12 @@ class SnapshotReader:
         this_hour = queries.floor_hour(now)
         first_hour = queries.floor_hour(since)
         routes = {row.id: row for row in self._routes}
-        ratio = settings.partial_outage_ratio
 
         head: dict[int, list[FailingMinute]] = {}
         if first_hour < this_hour:
             for item in self._failing.get(first_hour, []):
                 if item[1] >= since and item[0] in routes:
                     head.setdefault(item[0], []).append(item)
-        # The current hour, per route; a route's runs are chained again only
-        # when its failing minutes changed.
         tail: dict[int, list[FailingMinute]] = {}
         minute = max(this_hour, since)
         while minute <= this_minute:
@@ -383,54 +406,71 @@ class SnapshotReader:
                     bucket is not None
                     and bucket.failure
                     and route_id in routes
-                    and queries.is_failing(bucket.failure, bucket.success, ratio)
+                    and queries.is_failing(bucket.failure, bucket.success, settings)
                 ):
                     tail.setdefault(route_id, []).append(
                         (route_id, minute, bucket.failure, bucket.classified)
                     )
             minute += timedelta(minutes=1)
-        tail_runs: dict[int, tuple[list[FailingMinute], list[Incident]]] = {}
-        for route_id, items in tail.items():
-            kept = self._tail_runs.get(route_id)
-            if kept is None or kept[0] != items:
-                kept = (items, queries.chain_incidents(items, routes, settings))
-            tail_runs[route_id] = kept
-        self._tail_runs = tail_runs
-        middle = self._middle_runs(first_hour, this_hour, routes)
+        middle = self._middle_failing(first_hour, this_hour, routes)
 
-        gap = timedelta(minutes=settings.incident_gap + 1)
-        keep = INCIDENTS_KEPT
-        candidates = []
+        def traffic(route_id: int, after: datetime, before: datetime) -> int:
+            return self._traffic(conn, route_id, after, before, this_hour)
+
+        failing: list[FailingMinute] = []
         for row in visible:
-            later = middle.get(row.id, [])
-            newest_runs = tail_runs[row.id][1] if row.id in tail_runs else []
-            # The oldest hour only matters to a route with few newer runs.
-            older = []
-            if row.id in head and len(later) + len(newest_runs) <= keep + 1:
-                older = queries.chain_incidents(head[row.id], routes, settings)
-            for run in _joined([older, later, newest_runs], gap, keep):
-                candidates.append((run.start, row.id, run, row))
-        newest = heapq.nlargest(keep, candidates, key=lambda item: (item[0], item[1]))
-        # Copies: the kept runs stay as they are; names are today's.
-        found = [replace(run, route_name=row.name, rule=row.rule) for _, _, run, row in newest]
-        return queries.finish_incidents(found, now, settings, INCIDENTS_KEPT)
+            for part in (head, middle, tail):
+                failing.extend(part.get(row.id, ()))
+        found = queries.detect_incidents(failing, routes, this_minute, settings, traffic)
+        newest = heapq.nlargest(INCIDENTS_KEPT, found, key=lambda i: (i.start, i.route_id))
+        return queries.finish_incidents(newest, INCIDENTS_KEPT)
 
-    def _middle_runs(
-        self, first_hour: datetime, this_hour: datetime, routes: dict[int, sa.Row]
-    ) -> dict[int, list[Incident]]:
-        """Per route, the runs of the finished hours after ``first_hour``."""
+    def _traffic(
+        self,
+        conn: sa.Connection,
+        route_id: int,
+        after: datetime,
+        before: datetime,
+        this_hour: datetime,
+    ) -> int:
+        """Minutes with classified traffic strictly between ``after`` and ``before``.
+
+        Up to the current hour from the database (each gap asked once and kept
+        while the finished hours stand still), within it from the minute buckets.
+        """
+        cap = self.settings.incident_close_minutes
+        if this_hour != self._gaps_hour:
+            # Gaps are cut at the current hour: last hour's answers are for other keys.
+            self._gaps, self._gaps_hour = {}, this_hour
+        found = 0
+        if after < this_hour:
+            cut = min(before, this_hour)
+            key = (route_id, after, cut)
+            if key not in self._gaps:
+                self._gaps[key] = queries.traffic_minutes(conn, route_id, after, cut, cap)
+            found = self._gaps[key]
+        buckets = self._by_minute.get(route_id, {})
+        minute = max(after + timedelta(minutes=1), this_hour)
+        while minute < before and found < cap:
+            bucket = buckets.get(minute)
+            if bucket is not None and bucket.classified:
+                found += 1
+            minute += timedelta(minutes=1)
+        return found
+
+    def _middle_failing(
+        self, first_hour: datetime, this_hour: datetime, routes: dict[int, sa.Row[Any]]
+    ) -> dict[int, list[FailingMinute]]:
+        """Per route, the failing minutes of the finished hours after ``first_hour``."""
         key = (first_hour, this_hour)
         if key != self._runs_key:
             failing: dict[int, list[FailingMinute]] = {}
             for hour in sorted(self._failing):
                 if first_hour < hour < this_hour:
                     for item in self._failing[hour]:
-                        failing.setdefault(item[0], []).append(item)
-            self._runs = {
-                route_id: queries.chain_incidents(items, routes, self.settings)
-                for route_id, items in failing.items()
-                if route_id in routes
-            }
+                        if item[0] in routes:
+                            failing.setdefault(item[0], []).append(item)
+            self._runs = failing
             self._runs_key = key
         return self._runs
 
@@ -488,31 +528,3 @@ class SnapshotReader:
             del prints[start]
             for buckets in kept.values():
                 buckets.pop(start, None)
-
-
-def _joined(parts: list[list[Incident]], gap: timedelta, keep: int) -> list[Incident]:
-    """The newest ``keep`` runs of one route's consecutive parts, joined across parts."""
-    out: list[Incident] = []
-    for part in parts:
-        if not part:
-            continue
-        if len(part) > keep:
-            # Everything before this part's newest `keep` runs is older than them.
-            out = list(part[-keep:])
-        elif out and part[0].start - out[-1].end < gap:
-            out[-1] = _combine(out[-1], part[0])
-            out.extend(part[1:])
-        else:
-            out.extend(part)
-    return out[-keep:]
-
-
-def _combine(first: Incident, second: Incident) -> Incident:
-    """One run of two that a short gap separates."""
-    return replace(
-        first,
-        end=second.end,
-        failures=first.failures + second.failures,
-        requests=first.requests + second.requests,
-        peak_ratio=max(first.peak_ratio, second.peak_ratio),
-    )

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Protocol
 
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
-from . import registry
+from . import journal
 from .buffer import Buffer, Counts
 from .config import Settings
+from .journal import InTransaction
+from .routes import RouteTableChanged
 from .snapshots import SnapshotReader
 from .store import Store
 
@@ -60,8 +62,14 @@ class StatusState:
         self.url_prefix = url_prefix
         self.store = Store(engine, settings)
         #: What the status page shows, read incrementally (:mod:`.snapshots`).
-        self.reader = SnapshotReader(engine, settings)
-        self.buffer = Buffer(self._write, settings.flush_interval, settings.buffer_max_keys)
+        self.reader = SnapshotReader(engine, settings, routes)
+        self.buffer = Buffer(
+            self._write,
+            settings.flush_interval,
+            settings.buffer_max_keys,
+            journal=journal.for_app(app, settings, engine),
+            exit_timeout=journal.exit_flush_timeout(app, settings),
+        )
         #: The clock that pages, feeds and the reader read "now" from. Tests
         #: replace it to stand at a chosen minute (``state.clock = lambda: t``).
         self.clock: Callable[[], datetime] = _utcnow
@@ -74,20 +82,30 @@ class StatusState:
             raise RuntimeError("the app of this flask-server-status state is gone")
         return app
 
-    def route_ids(self) -> dict[str, int]:
+    def route_ids(self) -> Mapping[str, int]:
         """Sync the route table with ``app.url_map`` if it changed; ``rule -> id``."""
-        signature = registry.url_map_signature(self.app)
-        if signature == self.store._synced_signature and self.store._ids:
-            return self.store._ids
-        specs = registry.collect(self.app, self.routes)
-        if self.routes is not None:
-            missing = sorted(set(self.routes) - set(specs))
-            if missing:
-                log.warning("flask-server-status: routes=%s name no URL rule of the app", missing)
-        return self.store.sync_routes(specs, signature)
+        return self.store.routes.ids_for(self.app, self.routes)
 
-    def _write(self, counts: Counts) -> int:
-        return self.store.write(counts, self.route_ids())
+    def _write(self, counts: Counts, in_transaction: InTransaction | None = None) -> int:
+        """The buffer's writer: store ``counts``, return how many requests were stored.
+
+        A route table changed behind our back (a restore) is read again and
+        the write retried once. Requests to rules the table cannot hold are
+        logged and counted as dropped once the rest is stored.
+        """
+        try:
+            stored = self.store.write(counts, self.route_ids(), in_transaction)
+        except (RouteTableChanged, IntegrityError) as exc:
+            # IntegrityError: a foreign key, when a row goes between the
+            # write's check of the ids and its insert.
+            why = exc if isinstance(exc, RouteTableChanged) else type(exc.orig).__name__
+            log.warning("flask-server-status: the route table changed (%s); reading it again", why)
+            self.store.routes.forget()
+            stored = self.store.write(counts, self.route_ids(), in_transaction)
+        lost = self.store.routes.count_refused(counts)
+        if lost:
+            self.buffer.count_dropped(lost)
+        return stored
 
 
 def _utcnow() -> datetime:
@@ -97,7 +115,8 @@ def _utcnow() -> datetime:
 def get_state(app: Flask | None = None) -> StatusState:
     """The :class:`StatusState` of ``app`` (default: the current app)."""
     if app is None:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        # Werkzeug's documented way to unwrap the proxy, despite the underscore.
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
     extension: _HasStates | None = app.extensions.get(EXTENSION_KEY)
     if extension is None:
         raise RuntimeError(
@@ -118,9 +137,8 @@ def _after_fork_in_child() -> None:
     # child, leaving the parent's connections open for the parent.
     for state in list(_live_states):
         state.engine.dispose(close=False)
-        # A lock held by a parent thread at fork time would never be released.
-        state.store._lock = threading.Lock()
-        state.reader._lock = threading.Lock()
+        state.store.after_fork()
+        state.reader.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

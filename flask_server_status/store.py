@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from . import verdicts
 from .buffer import Counts
 from .config import FAILURE, NEUTRAL, SUCCESS, Settings
 from .models import (
@@ -27,13 +28,11 @@ from .models import (
     HISTOGRAM_COLUMNS,
     HOUR_TABLE,
     LOG_TABLE,
-    ROUTE_TABLE,
-    UNMATCHED_RULE,
     Base,
     Log,
     LogHour,
 )
-from .registry import RouteSpec
+from .routes import RouteSpec, RouteTable, add_missing_columns, check_ids, upgrade_route_table
 
 log = logging.getLogger("flask_server_status")
 
@@ -78,21 +77,6 @@ def _upsert(
     )
 
 
-def _insert_ignore(engine: Engine, table: sa.Table, key: str) -> sa.Executable:
-    dialect = engine.dialect.name
-    if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        return mysql_insert(table).prefix_with("IGNORE")
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
-
-
 class Store:
     """Writes buffered counts for one app to its status database.
 
@@ -104,14 +88,20 @@ class Store:
         self.engine = engine
         self.settings = settings
         self._schema_ready = False
-        self._ids: dict[str, int] = {}
-        self._synced_signature: object = None
+        #: The route rows and their ids (:class:`~.routes.RouteTable`).
+        self.routes = RouteTable(engine, self.ensure_schema)
         # The first flush of each process prunes, then one an hour: monotonic()
         # counts from boot, so 0.0 here made the first prune depend on uptime,
         # and workers recycled within the hour never pruned.
         self._last_prune = float("-inf")
         self._lock = threading.Lock()
         self._statements: dict[str, sa.Executable] = {}
+        #: The routes' own failure codes as the last flush read them (route id -> codes).
+        self._codes: dict[int, frozenset[int]] = {}
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock held by a parent thread at fork time is never released."""
+        self._lock = threading.Lock()
 
     # -- schema ---------------------------------------------------------------
 
@@ -136,88 +126,20 @@ class Store:
                 # Several workers starting together race to CREATE TABLE; the
                 # loser sees "already exists" and the tables are there.
                 Base.metadata.create_all(self.engine)
+            # A route table made by an earlier version gets its rule keys.
+            upgrade_route_table(self.engine)
+            # ... and the per-route override columns (NULL: the global settings).
+            add_missing_columns(self.engine)
             self._schema_ready = True
 
     # -- routes -----------------------------------------------------------------
 
     def sync_routes(self, specs: Mapping[str, RouteSpec], signature: object) -> dict[str, int]:
-        """Make sure every rule in ``specs`` has a row and return ``rule -> id``.
+        """Make sure every rule in ``specs`` has a row; ``rule -> id``.
 
-        Code-owned fields (endpoint, name, description, position) follow the
-        code unless an operator set the name or description. Rows are only
-        written when something changed, and only once per ``signature``.
+        The route table's work: see :meth:`.RouteTable.sync`.
         """
-        self.ensure_schema()
-        if signature == self._synced_signature and self._ids:
-            return self._ids
-        table = ROUTE_TABLE
-        with self.engine.begin() as conn:
-            existing = {row.rule: row for row in conn.execute(sa.select(table))}
-            now = datetime.now(timezone.utc)
-            new = [
-                {
-                    "rule": spec.rule,
-                    "endpoint": spec.endpoint,
-                    "name": spec.name,
-                    "doc": spec.doc,
-                    "hidden": False,
-                    "custom_name": False,
-                    "custom_doc": False,
-                    "position": spec.position,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for spec in specs.values()
-                if spec.rule not in existing
-            ]
-            if UNMATCHED_RULE not in existing:
-                new.append(
-                    {
-                        "rule": UNMATCHED_RULE,
-                        "endpoint": "",
-                        "name": "Unmatched requests",
-                        "doc": "Requests that matched no URL rule.",
-                        "hidden": True,
-                        "custom_name": False,
-                        "custom_doc": False,
-                        "position": 1_000_000,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            if new:
-                conn.execute(_insert_ignore(self.engine, table, "rule"), new)
-            for spec in specs.values():
-                row = existing.get(spec.rule)
-                if row is None:
-                    continue
-                changes: dict[str, Any] = {}
-                if row.endpoint != spec.endpoint:
-                    changes["endpoint"] = spec.endpoint
-                if row.position != spec.position:
-                    changes["position"] = spec.position
-                if not row.custom_name and row.name != spec.name:
-                    changes["name"] = spec.name
-                if not row.custom_doc and row.doc != spec.doc:
-                    changes["doc"] = spec.doc
-                if changes:
-                    # The guard on custom_* keeps an operator's rename made
-                    # by another process since our read.
-                    stmt = sa.update(table).where(table.c.id == row.id)
-                    if "name" in changes:
-                        stmt = stmt.where(table.c.custom_name == sa.false())
-                    if "doc" in changes:
-                        stmt = stmt.where(table.c.custom_doc == sa.false())
-                    conn.execute(stmt.values(**changes, updated_at=now))
-        # Read the ids in a new transaction: under MySQL's REPEATABLE READ the
-        # one above still sees the snapshot of its first read, without the rows
-        # another worker inserted meanwhile (our INSERT IGNORE skipped them), and
-        # counts for rules without an id are not stored.
-        with self.engine.connect() as conn:
-            ids = {row.rule: row.id for row in conn.execute(sa.select(table.c.rule, table.c.id))}
-        self._ids = ids
-        self._synced_signature = signature
-        return ids
+        return self.routes.sync(specs, signature)
 
     # -- counts -------------------------------------------------------------------
 
@@ -236,14 +158,23 @@ class Store:
         return stmt
 
     def rows(
-        self, counts: Counts, ids: Mapping[str, int]
+        self,
+        counts: Counts,
+        ids: Mapping[str, int],
+        failure_codes: Mapping[int, Collection[int]] | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """Turn buffered counts into minute, hour and day rows, sorted by key.
 
         Counts for rules without an id (static files, admin pages, rules left
         out by ``routes=``) are not stored.
+
+        :param failure_codes: per route id, the route's own failure codes
+            (:meth:`.RouteTable.failure_codes`); other routes use the global set.
+            The outcome is fixed here, when the counts are written: changing a
+            route's codes later classifies its next counts, never its past ones.
         """
-        classify = self.settings.classify
+        own_codes = failure_codes or {}
+        settings = self.settings
         minutes: list[dict[str, Any]] = []
         hours: dict[tuple[int, int], list[float]] = {}
         days: dict[tuple[int, int], list[float]] = {}
@@ -252,7 +183,8 @@ class Store:
             route_id = ids.get(rule)
             if route_id is None:
                 continue
-            outcome = classify(status)
+            # By the rule too: a 404 from /items/<id> is a missing item, not an outage.
+            outcome = verdicts.classify(settings, status, rule, own_codes.get(route_id))
             row: dict[str, Any] = {
                 "route_id": route_id,
                 "minute": minute,
@@ -283,7 +215,9 @@ class Store:
         for row in minutes:
             row["minute"] = epoch_minute_to_datetime(row["minute"])
 
-        def rollups(bucket: dict[tuple[int, int], list[float]], column: str) -> list[dict]:
+        def rollups(
+            bucket: dict[tuple[int, int], list[float]], column: str
+        ) -> list[dict[str, Any]]:
             out = []
             for (route_id, minute), agg in sorted(bucket.items()):
                 row = {
@@ -304,16 +238,42 @@ class Store:
         assert NEUTRAL == 2  # the agg index above relies on it
         return minutes, rollups(hours, "hour"), rollups(days, "day")
 
-    def write(self, counts: Counts, ids: Mapping[str, int]) -> int:
-        """Add ``counts`` to the database in one transaction; return requests stored."""
-        minutes, hours, days = self.rows(counts, ids)
+    def write(
+        self,
+        counts: Counts,
+        ids: Mapping[str, int],
+        in_transaction: Callable[[Connection], None] | None = None,
+    ) -> int:
+        """Add ``counts`` to the database in one transaction; return requests stored.
+
+        :param in_transaction: run in the same transaction before the counts
+            are written (the journal records which of its segments these
+            counts are, so that they are never written twice); it may raise
+            to roll everything back.
+        """
+        # Classified with the codes the last flush read; checked again in the
+        # transaction below, and classified again only if they changed since.
+        codes = self._codes
+        minutes, hours, days = self.rows(counts, ids, codes)
         if not minutes:
             return 0
         # Before the write, so a flush never deletes what it has just written.
         self.maybe_prune()
+        rules_by_id = {ids[rule]: rule for rule in {key[0] for key in counts} if rule in ids}
         for attempt in range(4):
             try:
                 with self.engine.begin() as conn:
+                    # A restore may have taken our ids away or given them to
+                    # other rules: raises RouteTableChanged before any write.
+                    check_ids(conn, rules_by_id)
+                    # An operator may have changed a route's failure codes in any
+                    # process: read them in this transaction, beside the ids.
+                    current = self.routes.failure_codes(conn)
+                    if current != codes:
+                        self._codes = codes = current
+                        minutes, hours, days = self.rows(counts, ids, codes)
+                    if in_transaction is not None:
+                        in_transaction(conn)
                     conn.execute(self._statement("minute"), minutes)
                     conn.execute(self._statement("hour"), hours)
                     conn.execute(self._statement("day"), days)

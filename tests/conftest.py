@@ -1,9 +1,18 @@
 """Shared fixtures: an app factory, the three database backends, a live server.
 
 Database tests take the ``db_url`` fixture and so run once per backend:
-SQLite (always), PostgreSQL and MariaDB/MySQL (at the URLs below). Without a
-server those cases skip with the reason; with ``FLASK_STATUS_REQUIRE_DATABASES=1``
-(as ``.ci/run`` sets) an unreachable server is an error instead.
+SQLite (always), PostgreSQL and MariaDB/MySQL. The server backends are used
+only when asked for, because their cases create and drop tables: a server
+that happens to listen on 5432 or 3306 is never written to by default.
+
+* ``FLASK_STATUS_TEST_POSTGRES_URL`` / ``FLASK_STATUS_TEST_MYSQL_URL`` set:
+  that server is used (an unreachable one skips, with the reason);
+* ``CI=true`` or ``FLASK_STATUS_REQUIRE_DATABASES=1`` without them: the
+  defaults below are used;
+* neither: those cases skip and say which variable to set.
+
+With ``FLASK_STATUS_REQUIRE_DATABASES=1`` (as ``.ci/run`` sets) an unreachable
+server is a failure, never a skip.
 
     FLASK_STATUS_TEST_POSTGRES_URL  default postgresql+psycopg://postgres@127.0.0.1:5432/test
     FLASK_STATUS_TEST_MYSQL_URL     default mysql+pymysql://root@127.0.0.1:3306/test
@@ -19,42 +28,42 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from helpers import server_problem
 from werkzeug.serving import make_server
 
 from flask_server_status import FlaskStatus
 from flask_server_status.models import Base
 
-POSTGRES_URL = os.environ.get(
-    "FLASK_STATUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get(
-    "FLASK_STATUS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
-)
+DEFAULT_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+URL_VARIABLES = {
+    "postgresql": "FLASK_STATUS_TEST_POSTGRES_URL",
+    "mariadb": "FLASK_STATUS_TEST_MYSQL_URL",
+}
 REQUIRE_DATABASES = os.environ.get("FLASK_STATUS_REQUIRE_DATABASES") == "1"
-
-_reachable: dict[str, str | None] = {}
-
-
-def _check_server(url: str) -> str | None:
-    """None if a connection works, else why not."""
-    if url not in _reachable:
-        try:
-            engine = sa.create_engine(url, connect_args=_connect_args(url))
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            engine.dispose()
-            _reachable[url] = None
-        except Exception as exc:  # any driver or network error means "not here"
-            _reachable[url] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return _reachable[url]
+#: CI runners set ``CI=true`` (GitHub Actions, GitLab, most others).
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 
-def _connect_args(url: str) -> dict[str, Any]:
-    if url.startswith("postgresql"):
-        return {"connect_timeout": 3}
-    if url.startswith("mysql"):
-        return {"connect_timeout": 3}
-    return {}
+def configured_server_url(kind: str) -> str | None:
+    """The URL of the ``"postgresql"`` or ``"mariadb"`` server to test on, if asked for.
+
+    None unless its variable is set, or CI / ``FLASK_STATUS_REQUIRE_DATABASES=1``
+    says to use the default: tests drop and create tables there, so a server
+    that merely answers on the default port is not enough.
+    """
+    url = os.environ.get(URL_VARIABLES[kind])
+    if url:
+        return url
+    if IN_CI or REQUIRE_DATABASES:
+        return DEFAULT_URLS[kind]
+    return None
+
+
+POSTGRES_URL = configured_server_url("postgresql")
+MYSQL_URL = configured_server_url("mariadb")
 
 
 def drop_status_tables(url: str) -> None:
@@ -66,7 +75,13 @@ def drop_status_tables(url: str) -> None:
 
 def _server_url(kind: str) -> str:
     url = POSTGRES_URL if kind == "postgresql" else MYSQL_URL
-    problem = _check_server(url)
+    if url is None:
+        pytest.skip(
+            f"{kind} not configured: set {URL_VARIABLES[kind]}={DEFAULT_URLS[kind]} to run"
+            " (tests create and drop tables there; CI=true or"
+            " FLASK_STATUS_REQUIRE_DATABASES=1 use that default)"
+        )
+    problem = server_problem(url)
     if problem is not None:
         message = f"{kind} server not reachable at {url.split('@')[-1]} ({problem})"
         if REQUIRE_DATABASES:
@@ -187,22 +202,3 @@ def live_server() -> Iterator[Callable[[Flask], LiveServer]]:
     yield start
     for server in servers:
         server.stop()
-
-
-def stored_rollups(engine: sa.Engine, model: Any) -> dict[str, tuple[int, int, int, int]]:
-    """rule -> (total, success, failure, neutral) summed over a roll-up table."""
-    from flask_server_status.models import Route
-
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                Route.rule,
-                sa.func.sum(model.total),
-                sa.func.sum(model.success),
-                sa.func.sum(model.failure),
-                sa.func.sum(model.neutral),
-            )
-            .join(Route, Route.id == model.route_id)
-            .group_by(Route.rule)
-        )
-        return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}

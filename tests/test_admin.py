@@ -8,9 +8,13 @@ chosen minutes, so the figures the admin shows are known in advance.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -22,18 +26,23 @@ from flask_admin import Admin, AdminIndexView
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import SecureForm
 from flask_sqlalchemy import SQLAlchemy
+from helpers import MakeApp, route_row, slot, write_counts
 from sqlalchemy.orm import Mapped, mapped_column
+from test_outage import TcpProxy, through
 from werkzeug.security import generate_password_hash
 
 from flask_server_status import FlaskStatus, service
-from flask_server_status.admin import LOGS_ENDPOINT, ROUTES_ENDPOINT, LogView, RouteView
-from flask_server_status.config import HISTOGRAM_SIZE
+from flask_server_status.admin import (
+    LOGS_ENDPOINT,
+    ROUTES_ENDPOINT,
+    LogView,
+    RouteView,
+    StatusIndexView,
+)
 from flask_server_status.models import UNMATCHED_RULE, Log, LogDay, LogHour, Route
 
 ROUTES = "/admin/flask-status/routes/"
 LOGS = "/admin/flask-status/logs/"
-
-MakeApp = Callable[..., tuple[Flask, FlaskStatus]]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -95,28 +104,21 @@ def csrf_token(client: FlaskClient, url: str) -> str:
 def write(
     app: Flask, status: FlaskStatus, entries: list[tuple[str, datetime, int, int, float]]
 ) -> None:
-    """Write ``(rule, minute, status code, count, latency ms each)`` through the store."""
-    state = status.state(app)
-    counts: dict[tuple[str, int, int], list[float]] = {}
-    for rule, minute, code, count, latency in entries:
-        histogram = [0] * HISTOGRAM_SIZE
-        histogram[2] = count  # 10-25 ms
-        counts[(rule, int(minute.timestamp()) // 60, code)] = [
-            count,
-            latency * count,
-            latency,
-            *histogram,
-        ]
-    state.store.write(counts, state.route_ids())
+    """Write ``(rule, minute, status code, count, latency ms each)`` through the store.
+
+    Every request goes in the 10-25 ms histogram bucket, whatever its latency.
+    """
+    write_counts(
+        app,
+        {
+            (rule, minute, code): slot(count, latency, bucket=2)
+            for rule, minute, code, count, latency in entries
+        },
+    )
 
 
 def this_minute() -> datetime:
     return datetime.now(timezone.utc).replace(second=0, microsecond=0)
-
-
-def route_row(app: Flask, status: FlaskStatus, rule: str) -> Any:
-    with status.state(app).engine.connect() as conn:
-        return conn.execute(sa.select(Route.__table__).where(Route.rule == rule)).one()
 
 
 def route_id(app: Flask, status: FlaskStatus, rule: str) -> int:
@@ -221,7 +223,9 @@ def test_views_are_added_however_the_admin_is_set_up(
 
 def test_forms_carry_csrf_with_a_secret_key(admin_app: Any, sqlite_url: str) -> None:
     app, _status, admin = admin_app(sqlite_url)
-    views = {view.endpoint: view for view in admin._views}
+    # Flask-Admin keeps its views in a private list and lists them nowhere public.
+    # Flask-Admin keeps no public list of its views (only menu items).
+    views = {view.endpoint: view for view in admin._views}  # noqa: SLF001
     assert issubclass(views[ROUTES_ENDPOINT].form_base_class, SecureForm)
     assert isinstance(views[ROUTES_ENDPOINT], RouteView)
     assert isinstance(views[LOGS_ENDPOINT], LogView)
@@ -323,13 +327,13 @@ def test_edit_renames_through_the_service(admin_app: Any, db_url: str) -> None:
         url, data={"csrf_token": token, "name": "  Home page ", "doc": "Front\r\ndoor"}
     )
     assert response.status_code == 302
-    row = route_row(app, status, "/")
+    row = route_row(app, "/")
     assert (row.name, row.doc, row.hidden) == ("Home page", "Front\ndoor", False)
     assert row.custom_name and row.custom_doc
     # The code's docstring no longer wins after a sync.
-    status.state(app).store._synced_signature = None
+    status.state(app).store.routes.forget()
     status.state(app).route_ids()
-    assert route_row(app, status, "/").name == "Home page"
+    assert route_row(app, "/").name == "Home page"
     rows = table(client.get(ROUTES).get_data(as_text=True))
     assert {row["rule"]: row["name"] for row in rows}["/"] == "Home page"
 
@@ -340,12 +344,12 @@ def test_edit_changing_only_hidden_leaves_the_name_to_the_code(admin_app: Any, d
     client = app.test_client()
     url = f"{ROUTES}edit/?id={rid}"
     token = csrf_token(client, url)
-    before = route_row(app, status, "/boom")
+    before = route_row(app, "/boom")
     response = client.post(
         url, data={"csrf_token": token, "name": before.name, "doc": before.doc, "hidden": "y"}
     )
     assert response.status_code == 302
-    row = route_row(app, status, "/boom")
+    row = route_row(app, "/boom")
     assert row.hidden is True or row.hidden == 1
     assert not row.custom_name and not row.custom_doc
 
@@ -372,7 +376,7 @@ def test_edit_validation_errors_are_form_errors(
     html = response.get_data(as_text=True)
     # Rendered beside the field (Bootstrap 4's invalid-feedback), not only flashed.
     assert re.search(r'class="invalid-feedback">\s*<ul[^>]*>\s*<li>' + re.escape(message), html)
-    row = route_row(app, status, "/")
+    row = route_row(app, "/")
     assert (row.name, row.custom_name) == ("Index", False)
 
 
@@ -382,7 +386,7 @@ def test_edit_of_the_unmatched_row_is_refused(admin_app: Any, sqlite_url: str) -
     client = app.test_client()
     response = client.get(f"{ROUTES}edit/?id={rid}")
     assert response.status_code == 302
-    assert route_row(app, status, UNMATCHED_RULE).name == "Unmatched requests"
+    assert route_row(app, UNMATCHED_RULE).name == "Unmatched requests"
 
 
 # -- Routes: delete and bulk actions -----------------------------------------------------------
@@ -410,12 +414,12 @@ def test_delete_hides_and_purges_history(admin_app: Any, db_url: str) -> None:
     response = client.post(ROUTES + "delete/", data={"csrf_token": token, "id": str(rid)})
     assert response.status_code == 302
     assert [count_rows(app, status, m, rid) for m in (Log, LogHour, LogDay)] == [0, 0, 0]
-    row = route_row(app, status, "/boom")
+    row = route_row(app, "/boom")
     assert bool(row.hidden) is True
     # Still hidden after the next sync: the row was kept, not deleted.
-    status.state(app).store._synced_signature = None
+    status.state(app).store.routes.forget()
     status.state(app).route_ids()
-    assert bool(route_row(app, status, "/boom").hidden) is True
+    assert bool(route_row(app, "/boom").hidden) is True
     # Others untouched.
     assert count_rows(app, status, Log, route_id(app, status, "/")) == 1
 
@@ -433,7 +437,7 @@ def test_bulk_hide_and_show(admin_app: Any, db_url: str) -> None:
     client = app.test_client()
     token = csrf_token(client, ROUTES)
     assert _action(client, "hide", ids, token).status_code == 302
-    assert [bool(route_row(app, status, r).hidden) for r in ("/", "/boom", "/code/<int:code>")] == [
+    assert [bool(route_row(app, r).hidden) for r in ("/", "/boom", "/code/<int:code>")] == [
         True,
         True,
         False,
@@ -441,7 +445,7 @@ def test_bulk_hide_and_show(admin_app: Any, db_url: str) -> None:
     # History is kept by hide.
     assert "2 routes hidden." in client.get(ROUTES).get_data(as_text=True)
     assert _action(client, "show", ids[:1], token).status_code == 302
-    assert [bool(route_row(app, status, r).hidden) for r in ("/", "/boom")] == [False, True]
+    assert [bool(route_row(app, r).hidden) for r in ("/", "/boom")] == [False, True]
 
 
 def test_bulk_delete(admin_app: Any, db_url: str) -> None:
@@ -455,11 +459,11 @@ def test_bulk_delete(admin_app: Any, db_url: str) -> None:
     for rid in ids:
         assert count_rows(app, status, Log, rid) == 0
         assert count_rows(app, status, LogDay, rid) == 0
-    assert bool(route_row(app, status, "/").hidden) is True
-    assert bool(route_row(app, status, "/code/<int:code>").hidden) is True
+    assert bool(route_row(app, "/").hidden) is True
+    assert bool(route_row(app, "/code/<int:code>").hidden) is True
     assert count_rows(app, status, Log, route_id(app, status, "/boom")) == 1
     # The unmatched row is not reachable through the admin.
-    assert route_row(app, status, UNMATCHED_RULE).rule == UNMATCHED_RULE
+    assert route_row(app, UNMATCHED_RULE).rule == UNMATCHED_RULE
 
 
 def test_bulk_actions_check_permissions(admin_app: Any, sqlite_url: str) -> None:
@@ -469,18 +473,19 @@ def test_bulk_actions_check_permissions(admin_app: Any, sqlite_url: str) -> None
     client = app.test_client()
     # A valid token (one per session), taken while the list still has actions.
     token = csrf_token(client, ROUTES)
-    view = next(v for v in admin._views if v.endpoint == ROUTES_ENDPOINT)
+    # Flask-Admin keeps no public list of its views (only menu items).
+    view = next(v for v in admin._views if v.endpoint == ROUTES_ENDPOINT)  # noqa: SLF001
     view.can_edit = False
     view.can_delete = False
     for name in ("hide", "delete"):
         assert _action(client, name, [rid], token).status_code == 302
-    assert bool(route_row(app, status, "/").hidden) is False
+    assert bool(route_row(app, "/").hidden) is False
     assert count_rows(app, status, Log, rid) == 1
     # Called directly (as a host's own action might), they still refuse.
     with app.test_request_context(ROUTES):
         view.action_hide([str(rid)])
         view.action_delete((str(rid),))
-    assert bool(route_row(app, status, "/").hidden) is False
+    assert bool(route_row(app, "/").hidden) is False
     assert count_rows(app, status, Log, rid) == 1
 
 
@@ -497,7 +502,7 @@ def test_csrf_refusal(admin_app: Any, db_url: str) -> None:
     _action(client, "hide", [rid], None)
     assert "Failed to perform action." in client.get(ROUTES).get_data(as_text=True)
     _action(client, "delete", [rid], "forged-token")
-    row = route_row(app, status, "/")
+    row = route_row(app, "/")
     assert (row.name, bool(row.hidden)) == ("Index", False)
     assert count_rows(app, status, Log, rid) == 1
 
@@ -694,7 +699,7 @@ def test_basic_auth_refuses_wrong_credentials(
         ROUTES + "action/", data={"action": "hide", "rowid": [str(rid)]}, auth=credentials
     )
     assert response.status_code == 401
-    assert bool(route_row(app, status, "/").hidden) is False
+    assert bool(route_row(app, "/").hidden) is False
 
 
 def test_basic_auth_lets_the_operator_in(admin_app: Any, sqlite_url: str) -> None:
@@ -711,7 +716,7 @@ def test_basic_auth_lets_the_operator_in(admin_app: Any, sqlite_url: str) -> Non
         auth=auth,
     )
     assert response.status_code == 302
-    assert bool(route_row(app, status, "/").hidden) is True
+    assert bool(route_row(app, "/").hidden) is True
     # The host's own admin pages are not behind our Basic auth, and they list
     # the Status menu before any credentials were sent (opening it asks).
     home = app.test_client().get("/admin/")
@@ -739,12 +744,12 @@ def test_basic_auth_does_not_override_the_index_view(admin_app: Any, sqlite_url:
 def test_host_with_its_own_route_and_log_models(db_url: str, tmp_path: Any) -> None:
     db = SQLAlchemy()
 
-    class HostRoute(db.Model):  # type: ignore[name-defined,misc]
+    class HostRoute(db.Model):  # type: ignore[name-defined]
         __tablename__ = "routes"
         id: Mapped[int] = mapped_column(primary_key=True)
         path: Mapped[str] = mapped_column(sa.String(100))
 
-    class HostLog(db.Model):  # type: ignore[name-defined,misc]
+    class HostLog(db.Model):  # type: ignore[name-defined]
         __tablename__ = "logs"
         id: Mapped[int] = mapped_column(primary_key=True)
         line: Mapped[str] = mapped_column(sa.String(100))
@@ -799,6 +804,10 @@ def test_host_with_its_own_route_and_log_models(db_url: str, tmp_path: Any) -> N
     finally:
         state.buffer.stop(flush=False)
         state.engine.dispose()
+        # The host's own engines too: the status engine is not always one of them.
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
 
 
 def test_status_tables_in_their_own_bind(tmp_path: Any) -> None:
@@ -828,3 +837,380 @@ def test_status_tables_in_their_own_bind(tmp_path: Any) -> None:
     finally:
         state.buffer.stop(flush=False)
         state.engine.dispose()
+
+
+# -- a database outage: a 503 page, one log line, nothing changed --------------------------------
+
+
+OVERVIEW = "/admin/flask-status/"
+
+
+def _take_the_database_away(app: Flask, db_url: str, proxy: Any) -> None:
+    """Make the status database really unreachable (never the shared server itself).
+
+    SQLite: the file is replaced by a directory, which no connection can
+    open. PostgreSQL and MariaDB: the TCP proxy the app talks through is cut,
+    as a server that died would be.
+    """
+    state = status_state(app)
+    if db_url.startswith("sqlite"):
+        path = sa.engine.make_url(db_url).database
+        assert path
+        os.replace(path, path + ".away")
+        os.mkdir(path)
+    else:
+        proxy.cut()
+    # Pooled connections were opened before; the next checkout must connect.
+    state.engine.dispose()
+
+
+def _bring_it_back(app: Flask, db_url: str, proxy: Any) -> None:
+    if db_url.startswith("sqlite"):
+        path = sa.engine.make_url(db_url).database
+        assert path
+        os.rmdir(path)
+        os.replace(path + ".away", path)
+    else:
+        proxy.restore()
+    status_state(app).engine.dispose()
+
+
+def status_state(app: Flask) -> Any:
+    from flask_server_status import get_state
+
+    return get_state(app)
+
+
+@pytest.fixture
+def proxied_url(db_url: str) -> Iterator[tuple[str, TcpProxy | None]]:
+    """``db_url`` through a TCP proxy the test can cut (SQLite: no proxy)."""
+    if db_url.startswith("sqlite"):
+        yield db_url, None
+        return
+    parsed = sa.engine.make_url(db_url)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 0)
+    try:
+        yield through(db_url, proxy.port), proxy
+    finally:
+        proxy.close()
+
+
+def test_admin_answers_503_during_an_outage(
+    admin_app: Any,
+    db_url: str,
+    proxied_url: tuple[str, TcpProxy | None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, proxy = proxied_url
+    app, status, _admin = admin_app(url)
+    _history(app, status)
+    rid = route_id(app, status, "/")
+    client = app.test_client()
+    token = csrf_token(client, ROUTES)
+    before = route_row(app, "/")
+
+    _take_the_database_away(app, db_url, proxy)
+    caplog.clear()
+    calls = [
+        ("GET", OVERVIEW, None),
+        ("GET", ROUTES, None),
+        ("GET", ROUTES + "?search=Index", None),
+        ("GET", LOGS, None),
+        ("GET", f"{LOGS}?flt0_status_code_equals=200", None),
+        ("GET", f"{ROUTES}edit/?id={rid}", None),
+        ("POST", f"{ROUTES}edit/?id={rid}", {"csrf_token": token, "name": "Changed", "doc": ""}),
+        ("POST", ROUTES + "delete/", {"csrf_token": token, "id": str(rid)}),
+        ("POST", ROUTES + "action/", {"csrf_token": token, "action": "hide", "rowid": [str(rid)]}),
+        ("POST", ROUTES + "action/", {"csrf_token": token, "action": "delete", "rowid": [rid]}),
+    ]
+    for method, path, data in calls:
+        response = client.open(path, method=method, data=data)
+        where = f"{method} {path}: {response.status_code}"
+        assert response.status_code == 503, where
+        assert response.headers["Retry-After"] == "30", where
+        assert response.headers["X-Frame-Options"] == "DENY", where
+        html = response.get_data(as_text=True)
+        assert "The status database is not available" in html, where
+        assert "Traceback" not in html and "SELECT" not in html, where
+    # One log line per request, naming the error's type: no traceback, no SQL.
+    ours = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(ours) == len(calls), [r.getMessage() for r in ours]
+    for record in ours:
+        assert record.exc_info is None
+        assert "status database unavailable" in record.getMessage()
+        assert "SELECT" not in record.getMessage() and "UPDATE" not in record.getMessage()
+
+    _bring_it_back(app, db_url, proxy)
+    assert client.get(ROUTES).status_code == 200
+    after = route_row(app, "/")
+    assert (after.name, bool(after.hidden)) == (before.name, False)
+    assert count_rows(app, status, Log, rid) == 1
+
+
+# -- Logs: absurd filter and paging values are validation errors, never a 500 ----------------------
+
+ABSURD_INTEGERS = [
+    "99999999999999999999999",
+    "-99999999999999999999999",
+    str(2**63),
+    str(2**31),
+    "1e400",
+    "-1e400",
+    "nan",
+    "inf",
+    "0x10",
+    "1.5",
+    "",
+    " ",
+    "abc",
+    "9" * 5000,
+    "٣",  # an Arabic-Indic digit: int() reads it, the bounds decide
+    "\x00",
+]
+ABSURD_MOMENTS = [
+    "0001-01-01 00:00:00",
+    "9999-12-31 23:59:59",
+    "99999-01-01 00:00:00",
+    "2026-13-45 25:61:61",
+    "1e400",
+    "",
+    "\x00",
+]
+
+
+def test_logs_filters_refuse_absurd_values(logged: tuple[Flask, FlaskStatus, datetime]) -> None:
+    app, _status, _now = logged
+    client = app.test_client()
+    everything = table(client.get(LOGS).get_data(as_text=True))
+    assert len(everything) == 4
+    queries = [
+        f"{name}={value}"
+        for name in ("flt0_route_equals", "flt0_status_code_equals", "flt0_outcome_equals")
+        for value in ABSURD_INTEGERS
+    ]
+    queries += [
+        f"{name}={value}"
+        for name in ("flt0_minute_utc_greater_than", "flt0_minute_utc_smaller_than")
+        for value in ABSURD_MOMENTS
+    ]
+    queries += [
+        f"flt0_minute_utc_between={a}+to+{b}" for a in ABSURD_MOMENTS for b in ABSURD_MOMENTS
+    ]
+    queries += [f"page={v}" for v in ("99999999999999999999999", "-5", str(2**63))]
+    queries += [f"page_size={v}" for v in ("99999999999999999999999", "-1", str(2**31))]
+    queries += ["sort=99999999999999999999999", "desc=99999999999999999999999"]
+    for query in queries:
+        response = client.get(LOGS + "?" + query.replace("\x00", "%00"))
+        assert response.status_code == 200, (query, response.status_code)
+    # A refused value is said so, and the list is shown without that filter.
+    for query, message in [
+        ("flt0_status_code_equals=99999999999999999999999", "Invalid Filter Value"),
+        ("flt0_route_equals=1e400", "Invalid Filter Value"),
+        ("flt0_outcome_equals=-99999999999999999999999", "Invalid Filter Value"),
+        ("page=99999999999999999999999", "Invalid page number"),
+        ("page=-5", "Invalid page number"),
+    ]:
+        html = client.get(LOGS + "?" + query).get_data(as_text=True)
+        assert message in html, query
+        assert table(html) == everything, query
+    # Values inside the bounds still filter.
+    assert [
+        r["status"]
+        for r in table(client.get(LOGS + "?flt0_status_code_equals=418").get_data(as_text=True))
+    ] == ["418"]
+
+
+# -- Routes: the row Delete button, the edit form, invisible characters --------------------------
+
+
+def test_row_delete_says_what_happens(admin_app: Any, sqlite_url: str) -> None:
+    app, status, _admin = admin_app(sqlite_url)
+    client = app.test_client()
+    token = csrf_token(client, ROUTES)
+    rid = route_id(app, status, "/")
+    name = 'It\'s "quoted" </script><b>x</b>'
+    response = client.post(
+        f"{ROUTES}edit/?id={rid}", data={"csrf_token": token, "name": name, "doc": ""}
+    )
+    assert response.status_code == 302
+    html = client.get(ROUTES).get_data(as_text=True)
+    assert "Are you sure you want to delete this record?" not in html
+    confirms = re.findall(r"onclick='return faHelpers\.safeConfirm\((.*?)\);'", html)
+    assert len(confirms) == len(table(html)) == 4
+    # A JSON string inside a single-quoted attribute: the name stays text.
+    mine = [json.loads(html_unescape(c)) for c in confirms if "quoted" in c]
+    assert mine == [
+        f"Delete the history of {name} (/) and hide it from the status page? Its minute,"
+        " hour and day counts are purged for good; the route stays listed here, hidden,"
+        " and showing it again starts from zero."
+    ]
+    assert "</script><b>" not in html
+    # The button still posts to Flask-Admin's delete view, with its CSRF token.
+    assert html.count(f'action="{ROUTES}delete/"') == 4
+
+
+def test_edit_form_shows_the_rule_read_only(admin_app: Any, db_url: str) -> None:
+    app, status, _admin = admin_app(db_url)
+    rid = route_id(app, status, "/code/<int:code>")
+    client = app.test_client()
+    html = client.get(f"{ROUTES}edit/?id={rid}").get_data(as_text=True)
+    match = re.search(r'<input id="flask-status-rule"[^>]*>', html)
+    assert match, html[:2000]
+    assert 'value="/code/&lt;int:code&gt;"' in match.group(0)
+    assert "readonly" in match.group(0) and "name=" not in match.group(0)
+    # A rule posted along is ignored: only name, doc and hidden are editable.
+    token = csrf_token(client, ROUTES)
+    client.post(
+        f"{ROUTES}edit/?id={rid}",
+        data={"csrf_token": token, "name": "Codes", "doc": "", "rule": "/evil"},
+    )
+    assert route_row(app, "/code/<int:code>").name == "Codes"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "name",
+            "Pay\u202emoc.live",
+            "The name cannot contain invisible or text-direction characters (found U+202E).",
+        ),
+        (
+            "name",
+            "In\u200bdex",
+            "The name cannot contain invisible or text-direction characters (found U+200B).",
+        ),
+        (
+            "doc",
+            "\ufeffFront door",
+            "The description cannot contain invisible or text-direction characters (found U+FEFF).",
+        ),
+        (
+            "doc",
+            "left \u2066isolate\u2069",
+            "The description cannot contain invisible or text-direction characters (found U+2066).",
+        ),
+    ],
+)
+def test_edit_refuses_invisible_characters(
+    admin_app: Any, db_url: str, field: str, value: str, message: str
+) -> None:
+    app, status, _admin = admin_app(db_url)
+    rid = route_id(app, status, "/")
+    client = app.test_client()
+    url = f"{ROUTES}edit/?id={rid}"
+    data = {"csrf_token": csrf_token(client, url), "name": "Index", "doc": "The landing page."}
+    data[field] = value
+    response = client.post(url, data=data)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert re.search(r'class="invalid-feedback">\s*<ul[^>]*>\s*<li>' + re.escape(message), html)
+    row = route_row(app, "/")
+    assert (row.name, row.doc, row.custom_name, row.custom_doc) == (
+        "Index",
+        "The landing page.",
+        False,
+        False,
+    )
+
+
+# -- the overview, and StatusIndexView -------------------------------------------------------------
+
+
+def test_overview_shows_state_failing_routes_and_last_minute(admin_app: Any, db_url: str) -> None:
+    app, status, _admin = admin_app(db_url)
+    now = this_minute()
+    write(
+        app,
+        status,
+        [
+            ("/", now - timedelta(minutes=1), 200, 50, 10.0),
+            ("/boom", now - timedelta(minutes=1), 500, 20, 10.0),
+            ("/boom", now - timedelta(minutes=2), 200, 5, 10.0),
+            ("/code/<int:code>", now - timedelta(minutes=2), 200, 30, 10.0),
+        ],
+    )
+    client = app.test_client()
+    client.get("/")  # one request waiting in this process's buffer
+    html = client.get(OVERVIEW).get_data(as_text=True)
+    summary = _summary(html)
+    assert summary["overall"] == "Major outage"
+    assert summary["failing"] == "boom /boom : Major outage"
+    last = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M UTC")
+    assert re.fullmatch(re.escape(last) + r" , (just now|\d+ min ago)", summary["last_stored"])
+    assert summary["process"] == "1 request waiting for the next flush"
+    assert 'data-status="major_outage"' in html
+    # In the Status menu, first.
+    menu = client.get("/admin/").get_data(as_text=True)
+    assert menu.index(f'href="{OVERVIEW}"') < menu.index(f'href="{ROUTES}"')
+    # The host's own index stays blank: the summary there is opt-in.
+    assert "flask-status-summary" not in menu
+
+
+def test_overview_of_a_fresh_app(admin_app: Any, sqlite_url: str) -> None:
+    app, _status, _admin = admin_app(sqlite_url)
+    summary = _summary(app.test_client().get(OVERVIEW).get_data(as_text=True))
+    assert summary == {
+        "overall": "No data",
+        "failing": "none (of 4 shown on the page)",
+        "last_stored": "nothing stored yet",
+        "process": "0 requests waiting for the next flush",
+    }
+
+
+def test_status_index_view_puts_the_summary_on_the_admin_home(tmp_path: Any) -> None:
+    app = _app(tmp_path, "status_index")
+    admin = Admin(app, index_view=StatusIndexView())
+    status = FlaskStatus(app, admin=admin)
+    try:
+        client = app.test_client()
+        home = client.get("/admin/")
+        assert home.status_code == 200
+        assert _summary(home.get_data(as_text=True))["overall"] == "No data"
+        assert home.headers["X-Frame-Options"] == "DENY"
+    finally:
+        status.state(app).buffer.stop(flush=False)
+        status.state(app).engine.dispose()
+
+
+def _summary(html: str) -> dict[str, str]:
+    found = {}
+    for key in ("overall", "failing", "last-stored", "process"):
+        match = re.search(rf'<dd[^>]*id="flask-status-{key}"[^>]*>(.*?)</dd>', html, re.S)
+        assert match, key
+        found[key.replace("-", "_")] = " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+    return found
+
+
+# -- security headers: ours on our views, none on the host's ---------------------------------------
+
+
+def test_security_headers_on_our_views_only(admin_app: Any, sqlite_url: str) -> None:
+    app, status, _admin = admin_app(sqlite_url)
+    rid = route_id(app, status, "/")
+    client = app.test_client()
+    for url in (OVERVIEW, ROUTES, LOGS, f"{ROUTES}edit/?id={rid}", f"{ROUTES}edit/?id=999999"):
+        response = client.get(url)
+        assert response.headers["X-Frame-Options"] == "DENY", url
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'", url
+        assert response.headers["X-Content-Type-Options"] == "nosniff", url
+    # The host's admin index and the host's own pages are the host's business.
+    for url in ("/admin/", "/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        for header in ("X-Frame-Options", "Content-Security-Policy", "X-Content-Type-Options"):
+            assert header not in response.headers, (url, header)
+
+
+def test_log_outcome_help_is_written_from_the_settings(admin_app: Any, sqlite_url: str) -> None:
+    """Issue 11: the admin's "failure: ..." help follows FLASK_STATUS_FAILURE_CODES."""
+    default, _status, _admin = admin_app(sqlite_url)
+    html = html_unescape(default.test_client().get(LOGS).get_data(as_text=True))
+    assert "failure: 5xx and 404; neutral: other 4xx." in html
+    assert "A 404 from a rule with URL variables (/items/<int:id>) is neutral." in html
+    custom, _status, _admin = admin_app(
+        sqlite_url, config={"FLASK_STATUS_FAILURE_CODES": [429, 409]}
+    )
+    html = html_unescape(custom.test_client().get(LOGS).get_data(as_text=True))
+    assert "failure: 5xx and 409, 429; neutral: other 4xx." in html
+    assert "5xx and 404" not in html and "URL variables" not in html

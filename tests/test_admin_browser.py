@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 from flask_admin import Admin
+from helpers import MakeApp, slot, write_counts
 from werkzeug.security import generate_password_hash
-
-from flask_server_status.config import HISTOGRAM_SIZE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,9 +50,8 @@ def _require_browser() -> Any:
 
 def _history(app: Any, status: Any) -> None:
     """An hour of traffic with a few failures, so the lists have something to show."""
-    state = status.state(app)
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    counts: dict[tuple[str, int, int], list[float]] = {}
+    counts: dict[tuple[str, datetime | int, int], list[float]] = {}
     for back in range(0, 60, 4):
         minute = int((now - timedelta(minutes=back)).timestamp()) // 60
         for rule, code, count, latency, bucket in (
@@ -63,10 +61,8 @@ def _history(app: Any, status: Any) -> None:
             ("/items/<int:item_id>", 200, 9, 15.0, 2),
             ("/boom", 500, 1, 3.0, 0),
         ):
-            histogram = [0] * HISTOGRAM_SIZE
-            histogram[bucket] = count
-            counts[(rule, minute, code)] = [count, latency * count, latency, *histogram]
-    state.store.write(counts, state.route_ids())
+            counts[(rule, minute, code)] = slot(count, latency, bucket=bucket)
+    write_counts(app, counts)
 
 
 def test_operator_renames_and_hides_in_the_browser(
@@ -166,3 +162,95 @@ def test_operator_renames_and_hides_in_the_browser(
         DOCS.mkdir(exist_ok=True)
         for name in ("admin-routes.png", "admin-logs.png"):
             shutil.copyfile(tmp_path / name, DOCS / name)
+
+
+def test_delete_confirmation_framing_and_csp_in_the_browser(
+    make_app: MakeApp, sqlite_url: str, live_server: Any
+) -> None:
+    """What the headers and the Delete confirmation do in a real browser.
+
+    * the row's Delete button asks what it does; dismissing changes nothing,
+      accepting purges and hides;
+    * our admin views refuse to be framed, the host's admin index does not;
+    * the status page runs its script and stylesheet under its CSP, with no
+      violation reported.
+    """
+    sync_playwright = _require_browser()
+    admin = Admin(name="Demo admin")
+    app, status = make_app(sqlite_url, admin=admin)
+    admin.init_app(app)
+
+    @app.route("/framer")
+    def framer() -> str:
+        return (
+            '<iframe id="ours" src="/admin/flask-status/routes/"></iframe>'
+            '<iframe id="host" src="/admin/"></iframe>'
+        )
+
+    _history(app, status)
+    server = live_server(app)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            dialogs: list[str] = []
+            answer = {"accept": False}
+
+            def on_dialog(dialog: Any) -> None:
+                dialogs.append(dialog.message)
+                if answer["accept"]:
+                    dialog.accept()
+                else:
+                    dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+            page.goto(server.url + "/admin/flask-status/routes/")
+            cell = page.locator("td.col-rule", has_text=re.compile(r"^\s*/items/<int:item_id>\s*$"))
+            row = page.locator("tr", has=cell)
+            row.locator('button[title="Delete history and hide"]').click()
+            assert dialogs == [
+                "Delete the history of item (/items/<int:item_id>) and hide it from the status"
+                " page? Its minute, hour and day counts are purged for good; the route stays"
+                " listed here, hidden, and showing it again starts from zero."
+            ]
+            assert row.locator("td.col-hidden").inner_text().strip() == "shown"  # dismissed
+            answer["accept"] = True
+            row.locator('button[title="Delete history and hide"]').click()
+            page.wait_for_load_state("load")
+            assert "history deleted and route hidden" in page.content()
+            assert row.locator("td.col-hidden").inner_text().strip() == "hidden"
+
+            # Framing: Chromium shows its error page in place of a refused frame.
+            page.goto(server.url + "/framer")
+            page.wait_for_load_state("load")
+            frames = {
+                frame.name or frame.url: frame.url
+                for frame in page.frames
+                if frame != page.main_frame
+            }
+            urls = sorted(frames.values())
+            assert any(url.startswith("chrome-error://") for url in urls), urls
+            assert server.url + "/admin/" in urls, urls
+
+            # The public page under its CSP: script ran, stylesheet applied, no violation.
+            console.clear()
+            response = page.goto(server.url + "/status")
+            assert response is not None
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            page.wait_for_load_state("load")
+            # The script runs: its styled tooltip appears on hover...
+            page.locator(".strip.days .sq").last.hover()
+            page.locator("#tip").wait_for(state="visible")
+            # ...and may fetch its JSON (connect-src 'self'): an old day's numbers.
+            with page.expect_response(re.compile(r"/status/updates\.json")) as fetched:
+                page.locator(".strip.days .sq").nth(3).hover()
+            assert fetched.value.status == 200
+            assert page.evaluate(
+                "[...document.styleSheets].some(s => s.href && s.href.includes('status.css')"
+                " && s.cssRules.length > 0)"
+            )
+            assert not [m for m in console if "Content Security Policy" in m], console
+        finally:
+            browser.close()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,18 +18,26 @@ import pytest
 import requests
 import sqlalchemy as sa
 from flask import Flask
+from helpers import (
+    API,
+    AUTH,
+    CONFIGURE,
+    SECRET,
+    LiveServerFactory,
+    MakeApp,
+    must,
+    slot,
+    write_counts,
+)
 
-from flask_server_status import FlaskStatus, get_state, queries
+from flask_server_status import get_state, queries, service
 from flask_server_status.api import MAX_BODY_BYTES, REALM, openapi_document
-from flask_server_status.config import HISTOGRAM_SIZE
+from flask_server_status.config import ConfigError
+from flask_server_status.forms import DOC_MAX, NAME_MAX, validate_changes
+from flask_server_status.headers import PAGE_CSP
 from flask_server_status.models import Log, LogDay, LogHour, Route
 
-SECRET = "tSx0L5exSjiPqqXs"
-AUTH = {"Authorization": f"Bearer {SECRET}"}
-API = {"API_ENABLED": True, "API_SECRET": SECRET}
-CONFIGURE = "/flask-status/configure"
-
-MakeApp = Callable[..., tuple[Flask, FlaskStatus]]
+CURRENT = {"name": "Index", "doc": "", "hidden": False}
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -71,14 +79,14 @@ def route_history(app: Flask, rule: str) -> int:
 
 def write_history(app: Flask, rule: str, minutes_ago: list[int], count: int = 10) -> None:
     """Synthetic traffic at chosen minutes, through the normal write path."""
-    state = get_state(app)
     now_minute = int(time.time() // 60)
-    counts = {
-        (rule, now_minute - ago, 200): [count, 20.0 * count, 30.0, *([0] * 3), count]
-        + [0] * (HISTOGRAM_SIZE - 4)
-        for ago in minutes_ago
-    }
-    state.store.write(counts, state.route_ids())
+    write_counts(
+        app,
+        {
+            (rule, now_minute - ago, 200): slot(count, 20.0, max_ms=30.0, bucket=3)
+            for ago in minutes_ago
+        },
+    )
 
 
 def status_of(app: Flask, rule: str, include_hidden: bool = False) -> queries.RouteStatus | None:
@@ -100,7 +108,9 @@ def summary_component(server_url: str, rule: str) -> dict[str, Any] | None:
 # -- the original README's two calls --------------------------------------------------
 
 
-def test_original_readme_calls_on_a_live_server(db_url, make_app, live_server):
+def test_original_readme_calls_on_a_live_server(
+    db_url: str, make_app: MakeApp, live_server: LiveServerFactory
+) -> None:
     app, status = make_app(db_url, config=API)
     write_history(app, "/", [0, 1, 2, 60 * 24 * 3])  # now, recent minutes, three days ago
     server = live_server(app)
@@ -164,7 +174,7 @@ def test_original_readme_calls_on_a_live_server(db_url, make_app, live_server):
     assert hidden is not None and hidden.name == "Hello World!"
 
 
-def test_deleted_route_shows_again_without_its_old_history(db_url, make_app):
+def test_deleted_route_shows_again_without_its_old_history(db_url: str, make_app: MakeApp) -> None:
     app, status = make_app(db_url, config=API)
     write_history(app, "/", [0, 5])
     client = app.test_client()
@@ -173,21 +183,23 @@ def test_deleted_route_shows_again_without_its_old_history(db_url, make_app):
     status.flush(app)
     assert route_history(app, "/") == 0
     r = client.put(CONFIGURE, headers=AUTH, json={"rule": "/", "hidden": False})
-    assert r.status_code == 200 and r.json["route"]["hidden"] is False
+    assert r.status_code == 200 and must(r.json)["route"]["hidden"] is False
     shown = status_of(app, "/")
     assert shown is not None and sum(day.total for day in shown.days) == 0
 
 
-def test_put_changes_only_the_fields_given(db_url, make_app):
+def test_put_changes_only_the_fields_given(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url, config=API)
     client = app.test_client()
     r = client.put(
         CONFIGURE, headers=AUTH, json={"rule": "/items/<int:item_id>", "doc": "  Items.  "}
     )
     assert r.status_code == 200
-    assert (r.json["route"]["name"], r.json["route"]["doc"]) == ("item", "Items.")
+    route = must(r.json)["route"]
+    assert (route["name"], route["doc"]) == ("item", "Items.")
     r = client.put(CONFIGURE, headers=AUTH, json={"rule": "/items/<int:item_id>", "hidden": True})
-    assert (r.json["route"]["name"], r.json["route"]["doc"], r.json["route"]["hidden"]) == (
+    route = must(r.json)["route"]
+    assert (route["name"], route["doc"], route["hidden"]) == (
         "item",
         "Items.",
         True,
@@ -197,26 +209,26 @@ def test_put_changes_only_the_fields_given(db_url, make_app):
     for name in ("x" * 100, "Stat\U0001f4c8 ✓", "<b>bold</b> & 'quoted'"):
         r = client.put(CONFIGURE, headers=AUTH, json={"rule": "/", "name": name})
         assert r.status_code == 200, r.json
-        assert r.json["route"]["name"] == name
+        assert must(r.json)["route"]["name"] == name
         assert status_of(app, "/").name == name  # type: ignore[union-attr]
     r = client.put(CONFIGURE, headers=AUTH, json={"rule": "/", "doc": "line one\n\tline two"})
-    assert r.status_code == 200 and r.json["route"]["doc"] == "line one\n\tline two"
+    assert r.status_code == 200 and must(r.json)["route"]["doc"] == "line one\n\tline two"
 
 
-def test_a_name_set_by_the_api_survives_a_restart(db_url, make_app):
+def test_a_name_set_by_the_api_survives_a_restart(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url, config=API)
     app.test_client().put(CONFIGURE, headers=AUTH, json={"rule": "/", "name": "Front door"})
     app2, _ = make_app(db_url, config=API)  # its docstring still says "# Index"
     assert status_of(app2, "/").name == "Front door"  # type: ignore[union-attr]
 
 
-def test_get_lists_every_route_hidden_ones_too(db_url, make_app):
+def test_get_lists_every_route_hidden_ones_too(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url, config=API)
     client = app.test_client()
     client.delete(CONFIGURE, headers=AUTH, json={"rule": "/boom"})
     r = client.get(CONFIGURE, headers=AUTH)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
-    routes = r.json["routes"]
+    routes = must(r.json)["routes"]
     assert [(x["rule"], x["name"], x["hidden"]) for x in routes] == [
         ("/", "Index", False),
         ("/code/<int:code>", "Any code", False),
@@ -232,6 +244,9 @@ def test_get_lists_every_route_hidden_ones_too(db_url, make_app):
         "hidden",
         "position",
         "updated_at",
+        "failure_codes",
+        "latency_threshold_ms",
+        "slo_target",
     }
     assert routes[0]["updated_at"].endswith("Z")
     assert client.head(CONFIGURE, headers=AUTH).status_code == 200
@@ -241,7 +256,8 @@ def test_get_lists_every_route_hidden_ones_too(db_url, make_app):
 
 NOT_OBJECT = 'The body must be a JSON object, e.g. {"rule": "/"}.'
 MISSING_AUTH = "Authentication required: send 'Authorization: Bearer <API_SECRET>'."
-UNKNOWN = "Unknown fields: {}; only name, doc, hidden."
+UNKNOWN = "Unknown fields: {}; only " + ", ".join(service.EDITABLE) + "."
+INVISIBLE = "{} cannot contain invisible or text-direction characters (found U+{})."
 
 #: (id, method, headers, body as JSON or raw bytes, status, exact JSON body)
 REFUSED: list[tuple[str, str, dict[str, str], Any, int, dict[str, Any]]] = [
@@ -396,7 +412,7 @@ REFUSED: list[tuple[str, str, dict[str, str], Any, int, dict[str, Any]]] = [
         AUTH,
         {"rule": "/"},
         400,
-        {"error": "Nothing to change: give name, doc and/or hidden."},
+        {"error": "Nothing to change: give any of " + ", ".join(service.EDITABLE) + "."},
     ),
     (
         "name a number",
@@ -597,6 +613,50 @@ REFUSED: list[tuple[str, str, dict[str, str], Any, int, dict[str, Any]]] = [
         },
     ),
     (
+        "name with a right-to-left override",
+        "PUT",
+        AUTH,
+        {"rule": "/", "name": "Pay\u202emoc.live"},
+        422,
+        {
+            "error": INVISIBLE.format("The name", "202E"),
+            "errors": {"name": [INVISIBLE.format("The name", "202E")]},
+        },
+    ),
+    (
+        "name with a zero-width joiner",
+        "PUT",
+        AUTH,
+        {"rule": "/", "name": "In\u200ddex", "doc": "fine"},
+        422,
+        {
+            "error": INVISIBLE.format("The name", "200D"),
+            "errors": {"name": [INVISIBLE.format("The name", "200D")]},
+        },
+    ),
+    (
+        "doc with a byte-order mark",
+        "PUT",
+        AUTH,
+        {"rule": "/", "doc": "\ufeffHello"},
+        422,
+        {
+            "error": INVISIBLE.format("The description", "FEFF"),
+            "errors": {"doc": [INVISIBLE.format("The description", "FEFF")]},
+        },
+    ),
+    (
+        "doc with an isolate",
+        "PUT",
+        AUTH,
+        {"rule": "/", "doc": "a \u2068b\u2069"},
+        422,
+        {
+            "error": INVISIBLE.format("The description", "2068"),
+            "errors": {"doc": [INVISIBLE.format("The description", "2068")]},
+        },
+    ),
+    (
         "body too large",
         "PUT",
         AUTH,
@@ -631,7 +691,9 @@ def _send(url: str, method: str, headers: dict[str, str], body: Any) -> requests
     return requests.request(method, url, headers=headers, json=body, timeout=10)
 
 
-def test_every_refused_call_answers_json_and_changes_nothing(db_url, make_app, live_server):
+def test_every_refused_call_answers_json_and_changes_nothing(
+    db_url: str, make_app: MakeApp, live_server: LiveServerFactory
+) -> None:
     app, status = make_app(db_url, config=API)
     write_history(app, "/", [0, 1, 90])
     server = live_server(app)
@@ -657,7 +719,9 @@ def test_every_refused_call_answers_json_and_changes_nothing(db_url, make_app, l
     status.flush(app)  # what the API's own requests left in the buffer is not ours to check
 
 
-def test_options_and_other_paths_answer_json(sqlite_url, make_app, live_server):
+def test_options_and_other_paths_answer_json(
+    sqlite_url: str, make_app: MakeApp, live_server: LiveServerFactory
+) -> None:
     app, _ = make_app(sqlite_url, config=API)
     server = live_server(app)
     r = requests.options(f"{server.url}{CONFIGURE}", timeout=10)
@@ -673,7 +737,9 @@ def test_options_and_other_paths_answer_json(sqlite_url, make_app, live_server):
         }
 
 
-def test_a_database_that_is_down_answers_503(make_app, caplog):
+def test_a_database_that_is_down_answers_503(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
     # Nothing listens on port 1: every connection is refused at once.
     app, _ = make_app(
         "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2", config=API
@@ -693,7 +759,12 @@ def test_a_database_that_is_down_answers_503(make_app, caplog):
 # -- the secret -----------------------------------------------------------------------
 
 
-def test_the_secret_is_never_logged_nor_echoed(sqlite_url, make_app, live_server, caplog):
+def test_the_secret_is_never_logged_nor_echoed(
+    sqlite_url: str,
+    make_app: MakeApp,
+    live_server: LiveServerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     app, _ = make_app(sqlite_url, config=API)
     server = live_server(app)
@@ -715,7 +786,9 @@ def test_the_secret_is_never_logged_nor_echoed(sqlite_url, make_app, live_server
     assert SECRET not in caplog.text and "wrong-token-XYZ" not in caplog.text
 
 
-def test_secret_with_bearer_prefix_and_with_inner_equals_sign(sqlite_url, make_app):
+def test_secret_with_bearer_prefix_and_with_inner_equals_sign(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
     app, _ = make_app(sqlite_url, config={"API_ENABLED": True, "API_SECRET": "Bearer  s3cr=t=="})
     client = app.test_client()
     assert client.get(CONFIGURE, headers={"Authorization": "Bearer s3cr=t=="}).status_code == 200
@@ -729,7 +802,7 @@ def test_secret_with_bearer_prefix_and_with_inner_equals_sign(sqlite_url, make_a
 # -- configuration --------------------------------------------------------------------
 
 
-def test_api_is_absent_unless_enabled(sqlite_url, make_app):
+def test_api_is_absent_unless_enabled(sqlite_url: str, make_app: MakeApp) -> None:
     for config in ({}, {"API_SECRET": SECRET}, {"API_ENABLED": False, "API_SECRET": SECRET}):
         app, _ = make_app(sqlite_url, config=config)
         assert "flask_status_api" not in app.blueprints, config
@@ -746,12 +819,15 @@ def test_api_is_absent_unless_enabled(sqlite_url, make_app):
         {"FLASK_STATUS_API_ENABLED": "true", "API_SECRET": "   "},
     ],
 )
-def test_enabled_without_a_secret_is_an_error_at_start_up(sqlite_url, make_app, config):
-    with pytest.raises(RuntimeError, match="API_ENABLED is set but API_SECRET is not"):
+def test_enabled_without_a_secret_is_an_error_at_start_up(
+    sqlite_url: str, make_app: MakeApp, config: dict[str, Any]
+) -> None:
+    # Refused by the configuration check, before anything is registered on the app.
+    with pytest.raises(ConfigError, match="API_ENABLED is set but API_SECRET is not"):
         make_app(sqlite_url, config=config)
 
 
-def test_prefixed_keys_work_and_win(sqlite_url, make_app):
+def test_prefixed_keys_work_and_win(sqlite_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(
         sqlite_url, config={"FLASK_STATUS_API_ENABLED": True, "FLASK_STATUS_API_SECRET": "new"}
     )
@@ -777,7 +853,9 @@ def test_prefixed_keys_work_and_win(sqlite_url, make_app):
 # -- concurrency ----------------------------------------------------------------------
 
 
-def test_eight_threads_renaming_one_route(db_url, make_app, live_server):
+def test_eight_threads_renaming_one_route(
+    db_url: str, make_app: MakeApp, live_server: LiveServerFactory
+) -> None:
     app, _ = make_app(db_url, config=API)
     server = live_server(app)
     url = f"{server.url}{CONFIGURE}"
@@ -820,39 +898,149 @@ def test_eight_threads_renaming_one_route(db_url, make_app, live_server):
 # -- the OpenAPI document --------------------------------------------------------------
 
 
-def test_openapi_document_matches_the_blueprint(sqlite_url, make_app):
+def _served_methods(app: Flask) -> dict[str, set[str]]:
+    """Path -> the methods the API really serves, found by asking each one.
+
+    Every method is routed to our views (so that refusals are JSON); one the
+    resource lacks answers 405. The catch-all rules that answer 404 for any
+    other path are left out: they are not part of the API.
+    """
+    client = app.test_client()
+    served: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("flask_status_api.") or "not_found" in rule.endpoint:
+            continue
+        path = rule.rule.removeprefix("/flask-status")
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            r = client.open(rule.rule, method=method, headers=AUTH, json={"rule": "/nope"})
+            assert r.status_code != 500, (method, path)
+            if r.status_code != 405:
+                served.setdefault(path, set()).add(method)
+    return served
+
+
+def test_openapi_document_matches_the_routes(sqlite_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(sqlite_url, config=API)
     r = app.test_client().get("/flask-status/openapi.json")
     assert r.status_code == 200
     document = r.json
-    rules = ["/", "/code/<int:code>", "/boom", "/items/<int:item_id>"]
-    assert document == json.loads(json.dumps(openapi_document("/flask-status", rules)))
-    assert document["components"]["schemas"]["RouteRef"]["properties"]["rule"]["examples"] == rules
-    assert document["openapi"].startswith("3.")
+    assert document == openapi_document("/flask-status")
+    assert document["openapi"] == "3.1.0"
     assert document["servers"] == [{"url": "/flask-status"}]
-    served = {
-        rule.rule.removeprefix("/flask-status"): rule.methods - {"HEAD", "OPTIONS"}
-        for rule in app.url_map.iter_rules()
-        if rule.endpoint in ("flask_status_api.configure", "flask_status_api.openapi")
+    documented = {
+        path: {method.upper() for method in operations}
+        for path, operations in document["paths"].items()
     }
-    documented = {path: {m.upper() for m in ops} for path, ops in document["paths"].items()}
+    # Both ways: every path and method the app serves is documented, and
+    # every documented one is served.
+    assert _served_methods(app) == documented
     assert documented == {"/configure": {"GET", "PUT", "DELETE"}, "/openapi.json": {"GET"}}
-    # Every documented method is served (the rest answer 405, tested above).
-    for path, methods in documented.items():
-        assert methods <= served[path]
     put = document["paths"]["/configure"]["put"]
     assert set(put["responses"]) == {"200", "400", "401", "404", "413", "422", "503"}
     change = document["components"]["schemas"]["RouteChange"]
-    assert change["properties"]["name"]["maxLength"] == 100
+    assert change["properties"]["name"]["maxLength"] == NAME_MAX == 100
+    assert change["properties"]["doc"]["maxLength"] == DOC_MAX == 2000
     assert change["additionalProperties"] is False
+    challenge = document["paths"]["/configure"]["get"]["responses"]["401"]["headers"]
+    assert REALM in challenge["WWW-Authenticate"]["description"]
 
 
-def test_openapi_document_is_a_valid_openapi_31_document():
+def test_openapi_document_follows_the_mount_point(sqlite_url: str, make_app: MakeApp) -> None:
+    app, _ = make_app(sqlite_url, config=API)
+    # Mounted below /prefix (SCRIPT_NAME), as behind a proxy or DispatcherMiddleware.
+    served = app.test_client().get("/flask-status/openapi.json", base_url="http://localhost/prefix")
+    assert must(served.json)["servers"] == [{"url": "/prefix/flask-status"}]
+    # The file is package data and is not changed by serving it.
+    assert openapi_document()["servers"] == [{"url": "/flask-status"}]
+
+
+def test_openapi_document_names_no_rule_of_the_app(db_url: str, make_app: MakeApp) -> None:
+    app, _ = make_app(db_url, config=API)
+    client = app.test_client()
+    r = client.put(CONFIGURE, headers=AUTH, json={"rule": "/boom", "hidden": True})
+    assert r.status_code == 200
+    text = client.get("/flask-status/openapi.json").get_data(as_text=True)
+    # Hidden or shown, the app's rules are for callers with the token only.
+    for rule in ("/boom", "/items/", "/code/"):
+        assert rule not in text, rule
+
+
+def test_openapi_patterns_agree_with_the_form() -> None:
+    """The document's name/doc patterns accept exactly what RouteForm accepts."""
+    schema = openapi_document()["components"]["schemas"]["RouteChange"]["properties"]
+    name = re.compile(schema["name"]["pattern"])
+    doc = re.compile(schema["doc"]["pattern"])
+    samples = [chr(c) for c in (*range(0x00, 0xA1), *range(0x2000, 0x2070), 0xFEFF, 0x1F600)]
+    for char in samples:
+        # Inside the text, where trimming (the form's, not the pattern's) cannot reach.
+        text = f"a{char}b"
+        errors = validate_changes({"name": text, "doc": text}, CURRENT)
+        assert bool(name.search(text)) == ("name" not in errors), hex(ord(char))
+        assert bool(doc.search(text)) == ("doc" not in errors), hex(ord(char))
+    assert not name.search("Pay\u202emoc.live") and not doc.search("\ufeffHello")
+
+
+def test_security_headers_on_every_api_answer_and_not_on_the_hosts(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    app, _ = make_app(sqlite_url, config=API)
+    client = app.test_client()
+    answers = [
+        client.get(CONFIGURE, headers=AUTH),
+        client.get(CONFIGURE),
+        client.put(CONFIGURE, headers=AUTH, data=b"nope"),
+        client.post(CONFIGURE, headers=AUTH),
+        client.options(CONFIGURE),
+        client.get("/flask-status/openapi.json"),
+        client.get("/flask-status/nowhere"),
+    ]
+    assert [r.status_code for r in answers] == [200, 401, 400, 405, 204, 200, 404]
+    for r in answers:
+        assert r.headers["X-Content-Type-Options"] == "nosniff", r.status_code
+        assert r.headers["Content-Security-Policy"] == (
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+        ), r.status_code
+    host = client.get("/")
+    assert host.status_code == 200
+    assert "X-Content-Type-Options" not in host.headers
+    assert "Content-Security-Policy" not in host.headers
+
+
+def test_security_headers_on_the_page_its_json_feed_and_badges(
+    sqlite_url: str, make_app: MakeApp
+) -> None:
+    # headers.py serves page, API and admin alike; the page's own tests are in test_page.py.
+    app, _ = make_app(sqlite_url)
+    client = app.test_client()
+    route_id = get_state(app).route_ids()["/"]
+    paths = [
+        "/status",
+        "/status/summary.json",
+        "/status/updates.json",
+        "/status/history.atom",
+        f"/status/badge/{route_id}.svg",
+        f"/status/routes/{route_id}",
+        "/status/static/status.css",
+        "/status/static/status.js",
+    ]
+    for path in paths:
+        with client.get(path) as r:  # static files are streamed: close them
+            assert r.status_code == 200, path
+            assert r.headers["X-Content-Type-Options"] == "nosniff", path
+            assert r.headers["Content-Security-Policy"] == PAGE_CSP, path
+            assert "X-Frame-Options" not in r.headers, path  # the page may be embedded
+    for path in ("/", "/code/418"):
+        r = client.get(path)
+        assert "X-Content-Type-Options" not in r.headers, path
+        assert "Content-Security-Policy" not in r.headers, path
+
+
+def test_openapi_document_is_a_valid_openapi_31_document() -> None:
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(openapi_document())
 
 
-def test_put_does_not_change_updated_at_of_other_routes(db_url, make_app):
+def test_put_does_not_change_updated_at_of_other_routes(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url, config=API)
     client = app.test_client()
     client.get(CONFIGURE, headers=AUTH)
@@ -866,7 +1054,9 @@ def test_put_does_not_change_updated_at_of_other_routes(db_url, make_app):
     assert changed["updated_at"] > datetime.now(timezone.utc) - timedelta(seconds=30)
 
 
-def test_body_is_read_as_json_whatever_the_content_type(sqlite_url, make_app, live_server):
+def test_body_is_read_as_json_whatever_the_content_type(
+    sqlite_url: str, make_app: MakeApp, live_server: LiveServerFactory
+) -> None:
     # curl -d sends application/x-www-form-urlencoded unless told otherwise.
     app, _ = make_app(sqlite_url, config=API)
     server = live_server(app)

@@ -19,17 +19,12 @@ import pytest
 import schemathesis
 import sqlalchemy as sa
 from flask import Flask
+from helpers import API, AUTH, CONFIGURE, SECRET
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flask_server_status import get_state
 from flask_server_status.models import Route
-
-SECRET = "tSx0L5exSjiPqqXs"
-AUTH = {"Authorization": f"Bearer {SECRET}"}
-API = {"API_ENABLED": True, "API_SECRET": SECRET}
-CONFIGURE = "/flask-status/configure"
-
 
 # -- schemathesis -----------------------------------------------------------------------
 
@@ -58,8 +53,12 @@ def test_schemathesis(case: Any) -> None:
 # -- hypothesis: random bodies and headers against a model ------------------------------
 
 RULES = ["/", "/code/<int:code>", "/boom", "/items/<int:item_id>"]
-FORBIDDEN_NAME = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
-FORBIDDEN_DOC = {chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+#: Bidi controls and zero-width characters, refused in names and descriptions alike.
+INVISIBLE = {chr(c) for c in [*range(0x200B, 0x2010), *range(0x202A, 0x202F), 0x2060]} | {
+    chr(c) for c in [*range(0x2066, 0x206A), 0xFEFF]
+}
+FORBIDDEN_NAME = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]} | INVISIBLE
+FORBIDDEN_DOC = {chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]} | INVISIBLE
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -75,7 +74,10 @@ text = st.one_of(
     st.text(_chars, max_size=20),
     st.text(_chars, max_size=3).map(lambda t: f" {t}\n"),
     st.text(
-        st.sampled_from(" \t\n\x00\x01\x7f\x85\u00a0\u2028a<>&'\"\U0001f600\ud800"), max_size=8
+        st.sampled_from(
+            " \t\n\x00\x01\x7f\x85\u00a0\u2028a<>&'\"\U0001f600\ud800\u202e\u200b\ufeff\u2066"
+        ),
+        max_size=8,
     ),
     st.integers(95, 105).map(lambda n: "n" * n),
     st.integers(1995, 2005).map(lambda n: "d" * n),
@@ -153,45 +155,73 @@ def expected_change(
     method: str, authorised: bool, raw: bytes, table: dict[str, tuple[str, str, bool]]
 ) -> tuple[set[int], dict[str, tuple[str, str, bool]]]:
     """The statuses the model allows, and the table after the call."""
-    if method in ("POST", "PATCH"):
-        return {405}, table
-    if not authorised:
-        return {401}, table
-    if method == "GET":
-        return {200}, table
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
+    early = _status_before_the_body(method, authorised)
+    if early is not None:
+        return {early}, table
+    request = _well_formed(method, raw)
+    if request is None:
         return {400}, table
-    if not isinstance(body, dict) or not isinstance(body.get("rule"), str):
-        return {400}, table
-    rule = body.pop("rule")
-    allowed = {"name", "doc", "hidden"} if method == "PUT" else set()
-    if set(body) - allowed:
-        return {400}, table
-    if method == "PUT":
-        if not body:
-            return {400}, table
-        for field, kind in (("name", str), ("doc", str), ("hidden", bool)):
-            if field in body and type(body[field]) is not kind:
-                return {400}, table
+    rule, body = request
     if rule not in table or rule == "<unmatched>":
         return {404}, table
     name, doc, hidden = table[rule]
     if method == "DELETE":
         return {200}, {**table, rule: (name, doc, True)}
+    changed = _changed_route(body, (name, doc, hidden))
+    if changed is None:
+        return {422}, table
+    return {200}, {**table, rule: changed}
+
+
+def _status_before_the_body(method: str, authorised: bool) -> int | None:
+    """405, 401 or (a GET) 200, answered before the body is read; None if it is read."""
+    if method in ("POST", "PATCH"):
+        return 405
+    if not authorised:
+        return 401
+    if method == "GET":
+        return 200
+    return None
+
+
+def _well_formed(method: str, raw: bytes) -> tuple[str, dict[str, Any]] | None:
+    """``(rule, the other fields)`` of a well-formed body for ``method``; None: a 400."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("rule"), str):
+        return None
+    rule = body.pop("rule")
+    allowed = {"name", "doc", "hidden"} if method == "PUT" else set()
+    if set(body) - allowed:
+        return None
+    if method == "PUT":
+        if not body:
+            return None
+        for field, kind in (("name", str), ("doc", str), ("hidden", bool)):
+            if field in body and type(body[field]) is not kind:
+                return None
+    return rule, body
+
+
+def _changed_route(
+    body: dict[str, Any], current: tuple[str, str, bool]
+) -> tuple[str, str, bool] | None:
+    """A route's ``(name, doc, hidden)`` after a PUT of ``body``; None: a 422."""
+    name, doc, hidden = current
     if "name" in body:
         new = body["name"].strip()
         if not new or len(new) > 100 or FORBIDDEN_NAME & set(new) or _surrogates(new):
-            return {422}, table
+            return None
         name = new
     if "doc" in body:
         new = body["doc"].strip()
         if len(new) > 2000 or FORBIDDEN_DOC & set(new) or _surrogates(new):
-            return {422}, table
+            return None
         doc = new
     hidden = body.get("hidden", hidden)
-    return {200}, {**table, rule: (name, doc, hidden)}
+    return name, doc, hidden
 
 
 def _surrogates(value: str) -> bool:

@@ -6,26 +6,20 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from helpers import MakeApp, route_row, slot, write_counts
 
 from flask_server_status import get_state
-from flask_server_status.models import Log, LogDay, LogHour, Route
+from flask_server_status.models import Log, LogDay, LogHour
 
 
 def run(app: Flask, *args: str, input: str | None = None) -> tuple[int, str]:
     result = app.test_cli_runner().invoke(args=["status", *args], input=input)
     return result.exit_code, result.output
-
-
-def route_row(app: Flask, rule: str) -> Route:
-    state = get_state(app)
-    with state.engine.connect() as conn:
-        return conn.execute(sa.select(Route.__table__).where(Route.rule == rule)).one()
 
 
 def row_counts(app: Flask) -> dict[str, int]:
@@ -39,7 +33,7 @@ def row_counts(app: Flask) -> dict[str, int]:
         }
 
 
-def test_group_is_on_app_cli(sqlite_url, make_app):
+def test_group_is_on_app_cli(sqlite_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(sqlite_url)
     code, out = run(app, "--help")
     assert code == 0
@@ -58,7 +52,7 @@ def test_group_is_on_app_cli(sqlite_url, make_app):
         assert command in out
 
 
-def test_init_db_and_routes_without_traffic(db_url, make_app):
+def test_init_db_and_routes_without_traffic(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url)
     code, out = run(app, "init-db")
     assert code == 0, out
@@ -83,7 +77,7 @@ def test_init_db_and_routes_without_traffic(db_url, make_app):
     assert "<unmatched>" not in out
 
 
-def test_flush_then_routes_show_status_and_uptime(db_url, make_app):
+def test_flush_then_routes_show_status_and_uptime(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url)
     client = app.test_client()
     for _ in range(9):
@@ -98,7 +92,8 @@ def test_flush_then_routes_show_status_and_uptime(db_url, make_app):
     data = {r["rule"]: r for r in json.loads(out)}
     assert data["/"]["status"] == "operational"
     assert data["/"]["uptime"] == {"24h": 100.0, "7d": 100.0, "30d": 100.0, "90d": 100.0}
-    assert data["/code/<int:code>"]["status"] == "major_outage"
+    # One failed request is too few (FLASK_STATUS_MIN_REQUESTS = 10) for an outage.
+    assert data["/code/<int:code>"]["status"] == "degraded_performance"
     assert data["/code/<int:code>"]["uptime"]["24h"] == 0.0
     assert data["/boom"]["status"] == "no_data"
     assert data["/boom"]["uptime"]["90d"] is None
@@ -109,7 +104,7 @@ def test_flush_then_routes_show_status_and_uptime(db_url, make_app):
         "/code/<int:code>",
         "Any",
         "code",
-        "major_outage",
+        "degraded_performance",
         "0.00%",
         "0.00%",
         "0.00%",
@@ -117,7 +112,7 @@ def test_flush_then_routes_show_status_and_uptime(db_url, make_app):
     ]
 
 
-def test_rename_describe_and_errors(db_url, make_app):
+def test_rename_describe_and_errors(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url)
     assert run(app, "rename", "/", "Home <page>") == (0, "Renamed / to 'Home <page>'.\n")
     assert run(app, "describe", "/", "Where it starts.") == (0, "Description of / set.\n")
@@ -143,7 +138,30 @@ def test_rename_describe_and_errors(db_url, make_app):
     assert run(app, "rename", "<unmatched>", "Mine")[0] == 1
 
 
-def test_hide_show(db_url, make_app):
+def test_invisible_characters_are_refused(db_url: str, make_app: MakeApp) -> None:
+    app, _ = make_app(db_url)
+    assert run(app, "rename", "/", "Pay\u202emoc.live") == (
+        1,
+        "Error: The name cannot contain invisible or text-direction characters (found U+202E).\n",
+    )
+    assert run(app, "describe", "/", "zero\u200bwidth") == (
+        1,
+        "Error: The description cannot contain invisible or text-direction characters"
+        " (found U+200B).\n",
+    )
+    row = route_row(app, "/")
+    assert (row.name, row.doc, row.custom_name, row.custom_doc) == (
+        "Index",
+        "The landing page.",
+        False,
+        False,
+    )
+    # Visible non-ASCII text is fine, right-to-left scripts included.
+    assert run(app, "rename", "/", "מצב ✓ Ünïcode")[0] == 0
+    assert route_row(app, "/").name == "מצב ✓ Ünïcode"
+
+
+def test_hide_show(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url)
     assert run(app, "hide", "/", "/boom") == (0, "Hid 2 routes.\n")
     assert run(app, "hide", "/") == (0, "Hid 0 routes.\n")
@@ -160,7 +178,7 @@ def test_hide_show(db_url, make_app):
     assert not route_row(app, "/").hidden
 
 
-def test_delete_purges_history_and_hides(db_url, make_app):
+def test_delete_purges_history_and_hides(db_url: str, make_app: MakeApp) -> None:
     app, status = make_app(db_url)
     client = app.test_client()
     for _ in range(3):
@@ -189,25 +207,25 @@ def test_delete_purges_history_and_hides(db_url, make_app):
     assert run(app, "delete", "/nope", "--yes") == (1, "Error: No route with rule '/nope'.\n")
 
 
-def test_prune_deletes_only_rows_past_retention(db_url, make_app):
+def test_prune_deletes_only_rows_past_retention(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(
         db_url,
         config={"FLASK_STATUS_MINUTE_RETENTION_DAYS": 7, "FLASK_STATUS_HOUR_RETENTION_DAYS": 100},
     )
     state = get_state(app)
-    # A write prunes by itself at most once an hour; mark that as just done so
-    # the old rows stay for the command to delete.
-    state.store._last_prune = time.monotonic()
+    # A write prunes by itself at most once an hour; have that happen now, on
+    # the empty tables, so the old rows written below stay for the command.
+    state.store.maybe_prune()
     now = int(datetime.now(timezone.utc).timestamp() // 60)
     old = now - 10 * 1440  # 10 days ago: past the minute retention only
     ancient = now - 120 * 1440  # 120 days ago: past both
-    state.store.write(
+    write_counts(
+        app,
         {
-            ("/", now, 200): [5, 50.0, 20.0] + [5] + [0] * 11,
-            ("/", old, 200): [3, 30.0, 10.0] + [3] + [0] * 11,
-            ("/", ancient, 500): [2, 20.0, 10.0] + [2] + [0] * 11,
+            ("/", now, 200): slot(5, 10.0, max_ms=20.0, bucket=0),
+            ("/", old, 200): slot(3, 10.0, bucket=0),
+            ("/", ancient, 500): slot(2, 10.0, bucket=0),
         },
-        state.route_ids(),
     )
     assert row_counts(app) == {
         "flask_status_log": 3,
@@ -229,17 +247,18 @@ def test_prune_deletes_only_rows_past_retention(db_url, make_app):
     assert run(app, "prune")[1].startswith("Deleted 0 rows")
 
 
-def test_incidents(db_url, make_app):
+def test_incidents(db_url: str, make_app: MakeApp) -> None:
     app, _ = make_app(db_url)
-    state = get_state(app)
     assert run(app, "incidents") == (0, "No incidents.\n")
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=2)
     first = int(start.timestamp() // 60)
-    counts = {}
+    counts: dict[tuple[str, datetime | int, int], list[float]] = {}
     for m in range(3):  # three failing minutes in a row: one incident of 3 minutes
-        counts[("/boom", first + m, 500)] = [4, 40.0, 10.0] + [4] + [0] * 11
-        counts[("/boom", first + m, 200)] = [1, 10.0, 10.0] + [1] + [0] * 11
-    state.store.write(counts, state.route_ids())
+        counts[("/boom", first + m, 500)] = slot(4, 10.0, bucket=0)
+        counts[("/boom", first + m, 200)] = slot(1, 10.0, bucket=0)
+    for m in range(3, 8):  # then five minutes of traffic without failures close it
+        counts[("/boom", first + m, 200)] = slot(1, 10.0, bucket=0)
+    write_counts(app, counts)
     code, out = run(app, "incidents")
     assert code == 0, out
     lines = out.splitlines()
@@ -252,7 +271,7 @@ def test_incidents(db_url, make_app):
     assert cells[6:] == ["3", "min", "/boom", "boom", "12", "15"]
 
 
-def test_real_flask_command_on_the_demo(tmp_path):
+def test_real_flask_command_on_the_demo(tmp_path: Path) -> None:
     """``flask --app demo_app status …`` as the README shows it, in a real process."""
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, DEMO_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}")

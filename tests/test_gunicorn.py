@@ -5,7 +5,13 @@ Each test starts ``gunicorn`` on a free loopback port serving
 over several routes and status codes (and unknown paths), records what the
 clients received, stops gunicorn with SIGTERM (a graceful shutdown: workers
 flush at exit) and compares what was stored with what was received, per
-route and status code, in the minute rows and in the hour and day roll-ups.
+route and status code, in the minute rows and in the hour and day roll-ups,
+where each code is classified by DESIGN.md's rule: a 404 from a rule with URL
+variables (``/items/3``) is neutral by default, a 404 from a rule without
+(``/gone``, an unknown path) is a failure.
+
+Every server's journal goes to the test's own temporary folder, never the
+source tree's ``tests/apps/instance``.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import stored_rollups
+from helpers import MakeApp, stored, stored_rollups, stored_total
 
-from flask_server_status import registry
+from flask_server_status import routes
 from flask_server_status.config import FAILURE, NEUTRAL, SUCCESS
-from flask_server_status.models import UNMATCHED_RULE, Log, LogDay, LogHour, Route
+from flask_server_status.models import UNMATCHED_RULE, LogDay, LogHour
 from flask_server_status.store import Store
 
 pytestmark = pytest.mark.slow
@@ -43,7 +49,8 @@ PLAN: list[tuple[str, str, str, int]] = [
     ("GET", "/", "/", 200),
     ("POST", "/created", "/created", 201),
     ("GET", "/items/2", "/items/<int:item_id>", 200),
-    ("GET", "/items/3", "/items/<int:item_id>", 404),  # a 404 on a rule
+    ("GET", "/items/3", "/items/<int:item_id>", 404),  # a 404 on a rule with variables
+    ("GET", "/gone", "/gone", 404),  # a 404 on a rule without variables: a failure
     ("GET", "/boom", "/boom", 500),  # raised
     ("GET", "/unavailable", "/unavailable", 503),
     ("GET", "/teapot", "/teapot", 418),  # neutral
@@ -52,11 +59,16 @@ PLAN: list[tuple[str, str, str, int]] = [
     ("GET", "/", "/", 200),  # the index twice as often
 ]
 
-# Gunicorn serves the app in the workers, not in this process.
+# Gunicorn serves the app in the workers, not in this process: the expected
+# classes are written out here, not taken from the package.
 _CLASS = {200: SUCCESS, 201: SUCCESS, 404: FAILURE, 500: FAILURE, 503: FAILURE}
+VARIABLE_RULE = "/items/<int:item_id>"
 
 
-def outcome(code: int) -> int:
+def outcome(rule: str, code: int, variable_rule_404: str = "neutral") -> int:
+    """The class of ``code`` answered by ``rule`` (DESIGN.md, "Classification")."""
+    if code == 404 and rule == VARIABLE_RULE:
+        return FAILURE if variable_rule_404 == "failure" else NEUTRAL
     return _CLASS.get(code, NEUTRAL)
 
 
@@ -69,17 +81,30 @@ def free_port() -> int:
 class Gunicorn:
     """A gunicorn master serving ``gunicorn_app:app`` on a free loopback port."""
 
-    def __init__(self, url: str, tmp_path: Path, args: list[str], interval: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        tmp_path: Path,
+        args: list[str],
+        interval: float,
+        config: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.report_dir = tmp_path / "reports"
         self.report_dir.mkdir(exist_ok=True)
+        self.journal_dir = tmp_path / "journal"
         self.log_path = tmp_path / "gunicorn.log"
         env = dict(
             os.environ,
             STATUS_TEST_DB_URL=url,
             STATUS_TEST_FLUSH_INTERVAL=str(interval),
             STATUS_TEST_REPORT_DIR=str(self.report_dir),
+            # The workers' journal in this test's folder (read by the app as
+            # FLASK_STATUS_JOURNAL_DIR), never in the source tree.
+            STATUS_TEST_CONFIG_FLASK_STATUS_JOURNAL_DIR=str(self.journal_dir),
         )
+        # Further config keys for the app, e.g. FLASK_STATUS_VARIABLE_RULE_404.
+        env.update({f"STATUS_TEST_CONFIG_{key}": value for key, value in (config or {}).items()})
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -180,45 +205,45 @@ def expected_received(total: int = TOTAL_REQUESTS) -> Counter[tuple[str, int]]:
     return planned
 
 
-def stored_minutes(engine: sa.Engine) -> Counter[tuple[str, int]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(Route.rule, Log.status, sa.func.sum(Log.count))
-            .join(Route, Route.id == Log.route_id)
-            .group_by(Route.rule, Log.status)
-        )
-        return Counter({(rule, status): int(n) for rule, status, n in rows})
-
-
-def rollups_of(received: Counter[tuple[str, int]]) -> dict[str, tuple[int, int, int, int]]:
+def rollups_of(
+    received: Counter[tuple[str, int]], variable_rule_404: str = "neutral"
+) -> dict[str, tuple[int, int, int, int]]:
+    """``rule -> (total, success, failure, neutral)`` of what the clients received."""
     sums: dict[str, list[int]] = {}
     for (rule, code), n in received.items():
         agg = sums.setdefault(rule, [0, 0, 0, 0])
         agg[0] += n
-        agg[1 + outcome(code)] += n
+        agg[1 + outcome(rule, code, variable_rule_404)] += n
     return {rule: tuple(agg) for rule, agg in sums.items()}  # type: ignore[misc]
 
 
-def stored_total(engine: sa.Engine) -> int:
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.coalesce(sa.func.sum(Log.count), 0))).scalar()
-            )
-    except sa.exc.DBAPIError:  # tables not created yet
-        return 0
+def test_expected_classes_follow_the_design() -> None:
+    """The expectations themselves, in concrete numbers, for one round of the plan."""
+    one_round = expected_received(len(PLAN))
+    assert rollups_of(one_round)["/items/<int:item_id>"] == (2, 1, 0, 1)
+    assert rollups_of(one_round, "failure")["/items/<int:item_id>"] == (2, 1, 1, 0)
+    assert rollups_of(one_round)["/gone"] == (1, 0, 1, 0)
+    assert rollups_of(one_round)[UNMATCHED_RULE] == (2, 0, 1, 1)  # the 404 fails, the 405 not
+    assert rollups_of(one_round)["/teapot"] == (1, 0, 0, 1)
 
 
-def assert_exact(engine: sa.Engine, received: Counter[tuple[str, int]]) -> None:
-    assert stored_minutes(engine) == received
-    assert stored_rollups(engine, LogHour) == rollups_of(received)
-    assert stored_rollups(engine, LogDay) == rollups_of(received)
+def assert_exact(
+    engine: sa.Engine, received: Counter[tuple[str, int]], variable_rule_404: str = "neutral"
+) -> None:
+    assert stored(engine) == received
+    assert stored_rollups(engine, LogHour) == rollups_of(received, variable_rule_404)
+    assert stored_rollups(engine, LogDay) == rollups_of(received, variable_rule_404)
 
 
 def run_and_check(
-    db_url: str, tmp_path: Path, args: list[str], workers: int, interval: float = 2.0
+    db_url: str,
+    tmp_path: Path,
+    args: list[str],
+    workers: int,
+    interval: float = 2.0,
+    config: dict[str, str] | None = None,
 ) -> tuple[Gunicorn, Counter[tuple[str, int]]]:
-    server = Gunicorn(db_url, tmp_path, args, interval)
+    server = Gunicorn(db_url, tmp_path, args, interval, config)
     try:
         started = time.monotonic()
         received = send_load(server.port)
@@ -241,25 +266,37 @@ def run_and_check(
 
     engine = sa.create_engine(db_url)
     try:
-        assert_exact(engine, received)
+        assert_exact(engine, received, (config or {}).get(VARIABLE_RULE_404_KEY, "neutral"))
     finally:
         engine.dispose()
     return server, received
 
 
+VARIABLE_RULE_404_KEY = "FLASK_STATUS_VARIABLE_RULE_404"
+
+
 @pytest.mark.parametrize(
-    ("args", "workers"),
+    ("args", "workers", "config"),
     [
-        (["--workers", "4", "--worker-class", "sync"], 4),
-        (["--workers", "2", "--threads", "4", "--worker-class", "gthread"], 2),
+        (["--workers", "4", "--worker-class", "sync"], 4, {}),
+        # The other setting of the 404 rule: every worker applies it.
+        (
+            ["--workers", "2", "--threads", "4", "--worker-class", "gthread"],
+            2,
+            {VARIABLE_RULE_404_KEY: "failure"},
+        ),
     ],
-    ids=["sync-4", "gthread-2x4"],
+    ids=["sync-4", "gthread-2x4-variable-404-failure"],
 )
-def test_exact_across_workers(db_url, tmp_path, args, workers):
-    run_and_check(db_url, tmp_path, args, workers)
+def test_exact_across_workers(
+    db_url: str, tmp_path: Path, args: list[str], workers: int, config: dict[str, str]
+) -> None:
+    server, _ = run_and_check(db_url, tmp_path, args, workers, config=config)
+    # The journal lived in this test's folder (the source tree stays clean).
+    assert (server.journal_dir / "flask-status-journal").is_dir()
 
 
-def test_preload_flusher_runs_in_every_worker(db_url, tmp_path):
+def test_preload_flusher_runs_in_every_worker(db_url: str, tmp_path: Path) -> None:
     """With ``--preload`` the app (and its engine) is made before the fork.
 
     Each worker must start its own flusher (the counts reach the database
@@ -276,7 +313,10 @@ def test_preload_flusher_runs_in_every_worker(db_url, tmp_path):
         # Background flushes alone, in every worker, bring the totals to exact.
         deadline = time.monotonic() + 20
         waited = time.monotonic()
-        while stored_total(engine) < TOTAL_REQUESTS and time.monotonic() < deadline:
+        while (
+            stored_total(engine, missing_tables_ok=True) < TOTAL_REQUESTS
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.25)
         print(f"preload: stored all {time.monotonic() - waited:.1f}s after the last response")
         assert_exact(engine, received)
@@ -299,7 +339,9 @@ def test_preload_flusher_runs_in_every_worker(db_url, tmp_path):
     ],
     ids=["sigterm", "sigint", "max-requests"],
 )
-def test_exit_flush_writes_everything(sqlite_url, tmp_path, stop_signal, args):
+def test_exit_flush_writes_everything(
+    sqlite_url: str, tmp_path: Path, stop_signal: signal.Signals, args: list[str]
+) -> None:
     """With no background flush due, only the exit flushes can write: they must."""
     server = Gunicorn(
         sqlite_url, tmp_path, ["--workers", "2", "--worker-class", "sync", *args], 3600
@@ -310,10 +352,10 @@ def test_exit_flush_writes_everything(sqlite_url, tmp_path, stop_signal, args):
         assert sum(received.values()) == 2_000
         time.sleep(1.5)  # the flushers drain, but do not write
         if not args:
-            assert stored_total(engine) == 0
+            assert stored_total(engine, missing_tables_ok=True) == 0
         server.proc.send_signal(stop_signal)
         assert server.stop() == 0, server.log()
-        assert stored_minutes(engine) == received
+        assert stored(engine) == received
         reports = server.worker_reports()
         # Recycled workers (about 2,000 / 300 of them) flushed at exit too.
         assert len(reports) >= (7 if args else 2)
@@ -323,7 +365,7 @@ def test_exit_flush_writes_everything(sqlite_url, tmp_path, stop_signal, args):
         engine.dispose()
 
 
-def test_workers_syncing_routes_at_once_all_get_every_id(db_url, make_app):
+def test_workers_syncing_routes_at_once_all_get_every_id(db_url: str, make_app: MakeApp) -> None:
     """Two workers' first flushes register the routes at the same moment.
 
     Worker A reads the route table, worker B inserts and commits the rows,
@@ -334,8 +376,8 @@ def test_workers_syncing_routes_at_once_all_get_every_id(db_url, make_app):
     """
     app, status = make_app(db_url)
     state = status.state(app)
-    specs = registry.collect(app, None)
-    signature = registry.url_map_signature(app)
+    specs = routes.collect(app, None)
+    signature = routes.url_map_signature(app)
     engine_a = sa.create_engine(db_url)
     engine_b = sa.create_engine(db_url)
     store_a = Store(engine_a, state.settings)

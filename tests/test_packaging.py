@@ -7,7 +7,6 @@ isolated build: its build requirements come from the configured package index.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from venvs import clean_env, make_venv
 
 import flask_server_status
 
@@ -33,6 +33,8 @@ PACKAGE_DATA = (
     "flask_server_status/templates/flask_status/badge.svg",
     "flask_server_status/static/flask_status/status.css",
     "flask_server_status/static/flask_status/status.js",
+    "flask_server_status/openapi.json",
+    "flask_server_status/templates/flask_status/admin/overview.html",
 )
 IGNORE = shutil.ignore_patterns(
     ".git",
@@ -53,14 +55,6 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Nothing may lead the installed copy back to the checkout.
-    env.pop("PYTHONPATH", None)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Build the sdist, and the wheel *from that sdist*, as ``python -m build`` does."""
@@ -73,7 +67,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         capture_output=True,
         text=True,
         timeout=300,
-        env=_clean_env(),
+        env=clean_env(),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     wheels = list(out.glob("*.whl"))
@@ -117,8 +111,14 @@ def test_wheel_carries_templates_static_and_py_typed(dists: dict[str, Path]) -> 
         "sqlalchemy",
         "wtforms",
     ]
-    # Lower bounds only: an upper bound would break users on the next release.
-    assert not [line for line in requires if "<" in line], requires
+    # Runtime: lower bounds only, an upper bound would break users on the next release.
+    assert not [line for line in runtime if "<" in line], runtime
+    # The test extra: ranges known to work together, upper bounds included.
+    test_extra = [line for line in requires if 'extra == "test"' in line]
+    names = {re.split(r"[\[<>=;\s]", line.split()[1])[0].lower() for line in test_extra}
+    assert {"pytest", "schemathesis", "openapi-spec-validator", "playwright"} <= names
+    for line in test_extra:
+        assert ">=" in line and "<" in line, line
     # The README is the long description.
     assert "python demo_app.py" in meta
 
@@ -172,14 +172,20 @@ APP = textwrap.dedent(
 def test_installed_wheel_serves_page_and_stylesheet(dists: dict[str, Path]) -> None:
     tmp = dists["tmp"]
     venv = tmp / "venv"
-    # Dependencies come from the running interpreter's site-packages (fast,
-    # offline); the package itself is installed from the wheel, not editable.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-        check=True,
-        timeout=120,
+    # A fresh environment whose dependencies come from the running
+    # interpreter's site-packages (fast, offline, and right from inside a
+    # virtualenv too); the package itself is installed from the wheel.
+    python = make_venv(venv)
+    outside = subprocess.run(
+        [str(python), "-c", "import flask_server_status"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(venv),
     )
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # Before the wheel, the checkout (even installed editable) is out of reach.
+    assert outside.returncode != 0 and "ModuleNotFoundError" in outside.stderr, outside
     proc = subprocess.run(
         [
             str(python),
@@ -194,7 +200,7 @@ def test_installed_wheel_serves_page_and_stylesheet(dists: dict[str, Path]) -> N
         capture_output=True,
         text=True,
         timeout=300,
-        env=_clean_env(),
+        env=clean_env(venv),
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
@@ -207,7 +213,7 @@ def test_installed_wheel_serves_page_and_stylesheet(dists: dict[str, Path]) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_clean_env(),
+        env=clean_env(venv),
     )
     try:
         assert server.stdout is not None

@@ -3,8 +3,9 @@
 The page is served by a real threaded server on loopback (``live_server``).
 Without ``/usr/bin/chromium`` or Playwright these tests skip, unless
 ``FLASK_STATUS_REQUIRE_BROWSER=1`` (CI), which turns the skip into a failure.
-The screenshots land in ``docs/status-desktop.png`` and ``docs/status-mobile.png``
-when ``FLASK_STATUS_SAVE_SCREENSHOTS=1``, else in the test's temporary folder.
+The screenshots land in ``docs/status-mobile.png`` (360 px), ``docs/status-tablet.png``
+(768 px) and ``docs/status-desktop.png`` (1280 px) when ``FLASK_STATUS_SAVE_SCREENSHOTS=1``,
+else in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import LiveServerFactory, MakeApp, write_counts
+from helpers import slot as make_slot
 
 from flask_server_status import get_state, queries, service
-from flask_server_status.config import HISTOGRAM_SIZE
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -57,7 +59,12 @@ class Console:
 
     def __init__(self, page: Any) -> None:
         self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                self.errors.append(message.text)
+
+        page.on("console", on_console)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
@@ -70,8 +77,12 @@ def hits(url: str, n: int) -> None:
             error.close()
 
 
-def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, live_server):
-    app, status = make_app(sqlite_url, config={"FLASK_STATUS_REFRESH_SECONDS": 1})
+def test_rows_squares_tooltips_and_live_refresh(
+    browser: Any, make_app: MakeApp, sqlite_url: str, live_server: LiveServerFactory
+) -> None:
+    app, status = make_app(
+        sqlite_url, config={"FLASK_STATUS_REFRESH_SECONDS": 1, "FLASK_STATUS_SLO_TARGET": 99}
+    )
     server = live_server(app)
     hits(server.url + "/", 3)
     status.flush(app)
@@ -88,6 +99,10 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
     assert row.locator(".strip.minutes .sq").count() == 60
     assert row.locator(".pill-text").text_content() == "Operational"
     assert page.locator("#banner-text").text_content() == "All Systems Operational"
+    # What the verdict rests on: 3 requests, so the window reached back its 60 minutes.
+    assert row.locator(".basis").text_content() == "last 60 min, 3 requests"
+    assert row.locator(".budget-left").text_content() == "100.0% left"
+    assert row.locator(".paging").is_hidden()
 
     # Hover: the styled tooltip shows the numbers behind the square.
     today = row.locator(".strip.days .sq").last
@@ -96,6 +111,7 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
     tip.wait_for(state="visible")
     assert "Requests: 3" in tip.text_content()
     assert "Uptime: 100.00%" in tip.text_content()
+    assert "p95 latency: " in tip.text_content() and "p50 latency: " in tip.text_content()
     assert "UTC" in tip.text_content()
 
     # Keyboard: Tab reaches the first strip (one tab stop), arrows move inside it.
@@ -117,7 +133,8 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
     # New data appears without a reload: mark the window, add traffic, flush.
     page.evaluate("window.__noReload = true")
     hits(server.url + "/", 4)
-    hits(server.url + "/code/503", 2)
+    # Enough failures for a verdict worse than degraded (FLASK_STATUS_MIN_REQUESTS, 10).
+    hits(server.url + "/code/503", 12)
     status.flush(app)
     page.wait_for_function(
         """id => {
@@ -131,8 +148,9 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
     assert page.evaluate("window.__noReload") is True
     # The numbers behind the figures follow too.
     assert row.locator(".pill").get_attribute("title") == (
-        "current status, last 5 minutes: 7 successful / (7 successful + 0 failed)"
+        "current status, last 60 minutes: 7 successful / (7 successful + 0 failed)"
     )
+    assert row.locator(".basis").text_content() == "last 60 min, 7 requests"
     assert row.locator('dd[data-window="7d"]').get_attribute("title") == (
         "7 successful / (7 successful + 0 failed)"
     )
@@ -142,6 +160,16 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
     )
     code_row = page.locator("article.row", has=page.locator("code", has_text="/code/"))
     assert code_row.locator(".pill-text").text_content() == "Major outage"
+    assert code_row.locator(".basis").text_content() == "last 5 min, 12 requests"
+    # 12 of 12 failed against a 1 % budget: spent 100 times over, burning at 100.
+    assert code_row.locator(".budget-left").text_content() == "-9900.0% left (overspent)"
+    assert code_row.locator(".budget-burn").text_content() == "burn rate 1 h 100.00 · 6 h 100.00"
+    assert code_row.locator(".bar").get_attribute("class") == "bar out"
+    assert code_row.locator(".paging").is_visible()
+    assert code_row.locator(".paging-text").text_content() == (
+        "Page someone: 1 h burn rate 100.00, above 14.4"
+    )
+    assert row.locator(".paging").is_hidden()
     assert page.evaluate("window.__noReload") is True
     assert console.errors == []
     page.close()
@@ -149,18 +177,14 @@ def test_rows_squares_tooltips_and_live_refresh(browser, make_app, sqlite_url, l
 
 def _fill_history(app: Any) -> None:
     """90 days of plausible traffic with a few bad days, for the screenshots."""
-    state = get_state(app)
-    ids = state.route_ids()
     now = datetime.now(timezone.utc)
     this_minute = int(now.timestamp()) // 60
     noon = int(now.replace(hour=12, minute=0, second=0, microsecond=0).timestamp()) // 60
 
-    def slot(count: int, bucket: int = 2) -> list[float]:
-        hist = [0] * HISTOGRAM_SIZE
-        hist[bucket] = count
-        return [count, 20.0 * count, 40.0, *hist]
+    def slot(count: int) -> list[float]:
+        return make_slot(count, 20.0, max_ms=40.0, bucket=2)
 
-    counts: dict[tuple[str, int, int], list[float]] = {}
+    counts: dict[tuple[str, datetime | int, int], list[float]] = {}
     for n, rule in enumerate(["/", "/code/<int:code>", "/items/<int:item_id>"]):
         for day in range(1, 90):
             minute = noon - 1440 * day
@@ -172,38 +196,129 @@ def _fill_history(app: Any) -> None:
         for minute in range(60):
             counts[(rule, this_minute - minute, 200)] = slot(40 + minute % 7)
         if rule == "/code/<int:code>":
+            # An outage a few minutes ago: 500 failures in the hour burn a 1 % budget
+            # at about 15, above 14.4, so the row says "Page someone".
             for minute in range(3, 8):
-                counts[(rule, this_minute - minute, 503)] = slot(25)
+                counts[(rule, this_minute - minute, 503)] = slot(100)
             counts[(rule, this_minute, 500)] = slot(2)
-    state.store.write(counts, ids)
+    write_counts(app, counts)
 
 
-def test_screenshots_desktop_and_mobile(browser, make_app, sqlite_url, live_server, tmp_path):
-    app, _ = make_app(sqlite_url, config={"FLASK_STATUS_PAGE_TITLE": "Acme API status"})
+#: Run in the page: every problem of layout at the current width, as text.
+LAYOUT_PROBLEMS = """() => {
+  const width = document.documentElement.clientWidth;
+  const problems = [];
+  const shown = el => el.getClientRects().length > 0;
+  for (const el of document.querySelectorAll("body *")) {
+    if (!shown(el) || el.id === "tip") continue;
+    const box = el.getBoundingClientRect();
+    if (box.right > width + 0.5 || box.left < -0.5) {
+      problems.push(`${el.tagName}.${el.className} sticks out: ${box.left}-${box.right}`);
+    }
+    const style = getComputedStyle(el);
+    if (style.overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) {
+      problems.push(`${el.tagName}.${el.className} cuts: ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+  }
+  // A word whose letters sit on two lines was broken inside.
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || !shown(parent) || parent.closest("script, #tip")) continue;
+    for (const match of node.data.matchAll(/\\S+/g)) {
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                                      .map(r => Math.round(r.top)));
+      if (tops.size > 1) problems.push(`"${match[0]}" is split over ${tops.size} lines`);
+    }
+  }
+  return problems;
+}"""
+
+
+def test_screenshots_at_360_768_and_1280_without_overflow_or_split_words(
+    browser: Any, make_app: MakeApp, sqlite_url: str, live_server: LiveServerFactory, tmp_path: Path
+) -> None:
+    # An objective and a latency threshold: the budget bars, p95 and the paging flag show.
+    config = {
+        "FLASK_STATUS_PAGE_TITLE": "Acme API status",
+        "FLASK_STATUS_SLO_TARGET": 99,
+        "FLASK_STATUS_LATENCY_THRESHOLD_MS": 500,
+    }
+    app, _ = make_app(sqlite_url, config=config)
+
+    def product_details(product_id: int) -> str:
+        return str(product_id)
+
+    # A long rule and a long name, the case that broke at 360 px (issue 16).
+    app.add_url_rule(
+        "/api/products/<int:product_id>/details/prices-and-stock", "product", product_details
+    )
     _fill_history(app)
     state = get_state(app)
     with app.app_context():
         service.update_route(
             state.db.session, "/items/<int:item_id>", {"name": "Items", "doc": "One item by id."}
         )
+        # Its own failure codes, a long list: the row says so, and it must wrap at 360 px.
         service.update_route(
-            state.db.session, "/code/<int:code>", {"name": "Payments", "doc": "Card payments."}
+            state.db.session,
+            "/code/<int:code>",
+            {
+                "name": "Payments",
+                "doc": "Card payments.",
+                "failure_codes": [404, 409, 410, 422, 429, 451, 498, 499],
+            },
+        )
+        service.update_route(
+            state.db.session,
+            "/api/products/<int:product_id>/details/prices-and-stock",
+            {
+                "name": "Product details, prices and stock levels",
+                "doc": "Everything the shop shows about one product, by its id.",
+            },
         )
         state.db.session.remove()
     server = live_server(app)
     # docs/ is rewritten only on request, so a test run leaves the tree clean.
     out = DOCS if os.environ.get("FLASK_STATUS_SAVE_SCREENSHOTS") == "1" else tmp_path
     out.mkdir(exist_ok=True)
-    for name, width in (("desktop", 1280), ("mobile", 360)):
-        page = browser.new_page(viewport={"width": width, "height": 800})
+    for width, lang in ((360, "en"), (768, "en"), (1280, "en"), (360, "es")):
+        page = browser.new_page(
+            viewport={"width": width, "height": 800}, extra_http_headers={"Accept-Language": lang}
+        )
         console = Console(page)
         page.goto(server.url + "/status")
+        assert page.locator(".paging:visible").count() == 1  # Payments, and only it
+        codes = page.locator(".codes")
+        assert codes.count() == 1 and codes.is_visible()
+        assert codes.inner_text().endswith(
+            "5xx " + ("and" if lang == "en" else "y") + " 404, 409, 410, 422, 429, 451, 498, 499"
+        )
         # Nothing wider than the viewport: the layout works at this width.
         overflow = page.evaluate("document.documentElement.scrollWidth")
-        assert overflow <= width, (name, overflow)
-        page.locator("article.row").first.locator(".strip.days .sq").last.hover()
+        assert overflow <= width, (width, overflow)
+        assert page.evaluate(LAYOUT_PROBLEMS) == [], (width, lang)
+        # The same uptime layout on every row: as many lines, the same columns.
+        layouts = page.evaluate(
+            """() => [...document.querySelectorAll("dl.uptime")].map(dl =>
+                 [...dl.children].map(d => {
+                   const box = d.getBoundingClientRect();
+                   return `${Math.round(box.left)}:${Math.round(box.height)}`;
+                 }).join(","))"""
+        )
+        assert len(set(layouts)) == 1, layouts
+        # An older day: its tooltip is built by the script from updates.json.
+        page.locator("article.row").nth(1).locator(".strip.days .sq").nth(80).hover()
         page.locator("#tip").wait_for(state="visible")
-        page.screenshot(path=str(out / f"status-{name}.png"), full_page=True)
+        page.wait_for_function(
+            "() => /Requests|Peticiones/.test(document.getElementById('tip').textContent)"
+        )
+        if lang == "en":
+            name = {360: "mobile", 768: "tablet", 1280: "desktop"}[width]
+            page.screenshot(path=str(out / f"status-{name}.png"), full_page=True)
         assert console.errors == []
         page.close()
     # Dark mode follows the browser.

@@ -103,6 +103,7 @@ class StatusAccessMixin:
         if not self._index_accessible():
             # The host's own refusal (a redirect to its login page, say) when
             # it has one; Flask-Admin's default is a plain 403.
-            response = self.admin.index_view.inaccessible_callback(name)
+            response: ResponseReturnValue | None = self.admin.index_view.inaccessible_callback(name)
             return response if response is not None else abort(403)
-        return self.basic_auth.auth_error_callback(401)
+        refusal: ResponseReturnValue = self.basic_auth.auth_error_callback(401)
+        return refusal

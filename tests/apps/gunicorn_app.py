@@ -6,6 +6,9 @@ Configured from the environment so the test can start it under gunicorn:
     the database URL (required).
 ``STATUS_TEST_FLUSH_INTERVAL``
     ``FLASK_STATUS_FLUSH_INTERVAL`` in seconds (default 2).
+``STATUS_TEST_CONFIG_<KEY>``
+    any other config key, its value read as JSON (Flask's
+    ``from_prefixed_env``).
 ``STATUS_TEST_REPORT_DIR``
     if set, every process that loaded this module writes
     ``<pid>.json`` there at exit, *after* flask-server-status's own exit
@@ -18,6 +21,7 @@ import atexit
 import json
 import logging
 import os
+import tempfile
 from typing import Any
 
 _report_state: dict[str, Any] = {}
@@ -56,7 +60,13 @@ def create_app() -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=os.environ["STATUS_TEST_DB_URL"],
         FLASK_STATUS_FLUSH_INTERVAL=float(os.environ.get("STATUS_TEST_FLUSH_INTERVAL", "2")),
+        # The journal of this test's workers, never the repository's instance
+        # folder, where a later test on the same database would replay it.
+        FLASK_STATUS_JOURNAL_DIR=os.environ.get("STATUS_TEST_REPORT_DIR")
+        or tempfile.mkdtemp(prefix="gunicorn-app-journal-"),
     )
+    # Any other key as JSON, e.g. STATUS_TEST_CONFIG_FLASK_STATUS_READ_TIMEOUT=2.
+    app.config.from_prefixed_env("STATUS_TEST_CONFIG")
 
     @app.route("/")
     def index() -> str:
@@ -76,6 +86,11 @@ def create_app() -> Flask:
         if item_id % 2:
             abort(404)
         return {"id": item_id}
+
+    @app.route("/gone")
+    def gone() -> str:
+        # A 404 from a rule without variables: the page itself is missing.
+        abort(404)
 
     @app.route("/boom")
     def boom() -> str:
