@@ -341,7 +341,16 @@ class Buffer:
             # the exit flush.
             log.error("flask-server-status: cannot start the drain thread: %s", exc)
 
-    def _start_flush(self, replay_only: bool = False) -> bool:
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when :meth:`stop` asks the drain thread to end."""
+        return self._stop
+
+    def has_work(self) -> bool:
+        """Whether a thread runs or anything is counted or queued: an exit flush is due."""
+        return self._thread is not None or bool(self._counts) or bool(self._events)
+
+    def start_flush(self, replay_only: bool = False) -> bool:
         """Start a background flush unless one is still running; whether one started.
 
         ``replay_only``: write only what ended processes left in the journal.
@@ -432,7 +441,8 @@ class Buffer:
                 # until the process ends, so nobody replays them meanwhile.
                 journal.close(keep_lock=hung)
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
+        """In a forked child: start empty, with fresh locks and no threads."""
         # The child starts with a copy of the parent's counts, which the
         # parent will write itself; writing them here too would double them.
         self._events.clear()
@@ -459,7 +469,7 @@ def _run(ref: weakref.ref[Buffer]) -> None:
         buffer = ref()
         if buffer is None:
             return
-        stop = buffer._stop
+        stop = buffer.stopping
         if next_flush is None:
             next_flush = monotonic() + buffer.interval
         wait = min(DRAIN_INTERVAL, max(0.0, next_flush - monotonic()))
@@ -474,11 +484,11 @@ def _run(ref: weakref.ref[Buffer]) -> None:
             if monotonic() >= next_flush:
                 # A flush still hung on the database is left to finish; the
                 # next one starts in the first round after it returns.
-                if buffer._start_flush():
+                if buffer.start_flush():
                     next_flush = monotonic() + buffer.interval
             elif first and buffer.journal is not None:
                 # A process that starts writes what ended ones left, at once.
-                buffer._start_flush(replay_only=True)
+                buffer.start_flush(replay_only=True)
             first = False
         except Exception:  # never let the thread die; the next round retries
             log.exception("flask-server-status: drain round failed")
@@ -498,12 +508,12 @@ def live_buffers() -> list[Buffer]:
 
 def _after_fork_in_child() -> None:
     for buffer in live_buffers():
-        buffer._after_fork()
+        buffer.after_fork()
 
 
 def _at_exit() -> None:
     for buffer in live_buffers():
-        if buffer._thread is not None or buffer._counts or buffer._events:
+        if buffer.has_work():
             buffer.stop(flush=True)
 
 
