@@ -9,7 +9,6 @@ touched.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from helpers import MakeApp, slot, stored
+from test_outage import TcpProxy
 
 from flask_server_status import get_state
 from flask_server_status.buffer import merge
@@ -38,100 +38,31 @@ CHILD = Path(__file__).parent / "apps" / "journal_child.py"
 # -- helpers ----------------------------------------------------------------------------
 
 
-class Proxy:
-    """A TCP proxy on loopback that the test can stop (refusing and cutting connections)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        for s in (source, sink):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def stop(self) -> None:
-        if self._listener is not None:
-            # shutdown() wakes the thread blocked in accept(); close() alone
-            # would leave the socket listening until that call returns.
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            for s in self._sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._sockets = []
-
-
 class Outage:
     """Takes the test's database away and brings it back, for one backend."""
 
     def __init__(self, url: str) -> None:
         self.real_url = url
         parsed = sa.engine.make_url(url)
-        self.proxy: Proxy | None = None
+        self.proxy: TcpProxy | None = None
         self._holder: sqlite3.Connection | None = None
         if parsed.get_backend_name() == "sqlite":
             self.url = url
             self.path = str(parsed.database)
         else:
-            self.proxy = Proxy((parsed.host or "127.0.0.1", int(parsed.port or 0)))
-            self.proxy.start()
+            self.proxy = TcpProxy(parsed.host or "127.0.0.1", int(parsed.port or 0))
             self.url = parsed.set(port=self.proxy.port).render_as_string(hide_password=False)
 
     def down(self) -> None:
         if self.proxy is not None:
-            self.proxy.stop()
+            self.proxy.cut()
         else:
             self._holder = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             self._holder.execute("BEGIN EXCLUSIVE")
 
     def up(self) -> None:
         if self.proxy is not None:
-            self.proxy.start()
+            self.proxy.restore()
         elif self._holder is not None:
             self._holder.execute("ROLLBACK")
             self._holder.close()
@@ -139,7 +70,7 @@ class Outage:
 
     def close(self) -> None:
         if self.proxy is not None:
-            self.proxy.stop()
+            self.proxy.close()
         if self._holder is not None:
             self.up()
 
